@@ -1,0 +1,3 @@
+from nqs_cli.cli import main
+
+main()
