@@ -1,0 +1,222 @@
+"""The `nqs` command line: the only module that reads argv, prints and exits.
+
+Exit codes: 0 success; 1 run failed; 2 bad input; 130 interrupted (checkpoint written).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nqs_cli import config as config_mod
+from nqs_cli.config import ConfigError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Variational Monte Carlo for neural quantum states, driven by TOML configs.",
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SetOption = typer.Option(None, "--set", help="Override a config key, e.g. --set sampler.n_chains=32 (value parsed as TOML).")
+
+
+def fail(message: str, code: int = 2):
+    err.print(Text("error: ", style="bold red") + Text(message.replace("\n", " ")))
+    raise typer.Exit(code)
+
+
+def load_config(path: Path, overrides: Optional[List[str]]):
+    try:
+        return config_mod.load(path, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def setup_jax(cfg) -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", cfg.dtype == "float64")
+
+
+def build(cfg):
+    from nqs_cli.problem import build_problem
+
+    try:
+        return build_problem(cfg)
+    except ValueError as exc:
+        fail(f"{cfg.source}: {exc}")
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@app.command()
+def validate(config: Path = typer.Argument(..., help="TOML config file"), set_: Optional[List[str]] = SetOption):
+    """Parse, check and build a config; print the resolved values (no training)."""
+    cfg = load_config(config, set_)
+    setup_jax(cfg)
+    problem = build(cfg)
+    flat = config_mod.flatten(config_mod.to_dict(cfg))
+    table = Table(title=f"{config}: {problem.description}", title_justify="left")
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("source")
+    for key, value in flat.items():
+        table.add_row(key, json.dumps(value), "config" if key in cfg.explicit else "default")
+    out.print(table)
+    for note in cfg.notes:
+        out.print(f"note: {note}")
+    out.print("config OK")
+
+
+# --------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="TOML config file"),
+    set_: Optional[List[str]] = SetOption,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (resumes if it holds a checkpoint)."),
+    n_iter: Optional[int] = typer.Option(None, "--n-iter", min=1, help="Override train.n_iter."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    force: bool = typer.Option(False, "--force", help="Resume even if the problem definition changed."),
+    max_time: Optional[str] = typer.Option(None, "--max-time", help="Stop cleanly before this wall time (e.g. 90s, 30m, 2h)."),
+):
+    """Train a variational state; write the run directory; print the final energy."""
+    from nqs_cli import runner
+    from nqs_cli.report import TrainReporter
+    from nqs_cli.run_dir import RunDirError
+    from nqs_cli.train import RunError
+
+    cfg = load_config(config, set_)
+    max_time_s = parse_duration(max_time) if max_time else None
+    setup_jax(cfg)
+    reporter = TrainReporter(err, out, quiet=quiet)
+    try:
+        outcome = runner.train(
+            cfg, config.read_text(), out=out_dir, n_iter=n_iter, reporter=reporter,
+            argv=["nqs"] + sys.argv[1:], force=force, max_time_s=max_time_s,
+        )
+    except (RunDirError, ConfigError) as exc:
+        reporter.close()
+        fail(str(exc))
+    except RunError as exc:
+        reporter.close()
+        fail(str(exc), code=1)
+    except ValueError as exc:
+        reporter.close()
+        fail(f"{config}: {exc}")
+    reporter.summary(outcome)
+    if outcome.status == "interrupted" and outcome.result.get("reason") != "max-time":
+        err.print(f"interrupted; checkpoint written. Resume with: nqs train {config} --out {outcome.run_dir}")
+        raise typer.Exit(130)
+
+
+def parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        if t and t[-1] in units:
+            value = float(t[:-1]) * units[t[-1]]
+        else:
+            value = float(t)
+    except ValueError:
+        fail(f"--max-time: expected a duration like 90s, 30m or 2h, got {text!r}")
+    if value <= 0:
+        fail(f"--max-time: expected a positive duration, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- exact
+
+
+@app.command()
+def exact(config: Path = typer.Argument(..., help="TOML config file"), set_: Optional[List[str]] = SetOption):
+    """Exact ground-state energy by Lanczos (small lattice systems, constrained sector)."""
+    cfg = load_config(config, set_)
+    if cfg.is_continuous:
+        from nqs_cli import continuous
+
+        e0 = continuous.exact_energy(cfg)
+        if e0 is None:
+            fail(f"{config}: no exact energy is known for this continuous system (exact diagonalisation is for lattice systems)")
+        out.print(f"{e0:.10f}")
+        return
+    setup_jax(cfg)
+    problem = build(cfg)
+    from nqs_cli.exact import ground_state_energy
+    from nqs_cli.problem import EXACT_MAX_STATES
+
+    n = problem.space.n_states
+    if n > EXACT_MAX_STATES:
+        fail(f"{config}: the sector has {n} states, above the exact-diagonalisation limit of {EXACT_MAX_STATES}")
+    e0 = ground_state_energy(problem.hamiltonian, problem.space, max_states=EXACT_MAX_STATES)
+    err.print(f"{problem.description}: {n} states")
+    out.print(f"{e0:.10f}")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@app.command()
+def summary(
+    config: Optional[Path] = typer.Argument(None, help="TOML config file (optional with --model)"),
+    model: Optional[str] = typer.Option(None, "--model", help="rbm-multival | deepsets | deepsets-reldist"),
+    set_: Optional[List[str]] = SetOption,
+    depth: Optional[int] = typer.Option(None, "--depth", min=0, help="Nesting depth of the table."),
+):
+    """Print a model's parameter table (flax Module.tabulate) and its parameter count."""
+    from nqs_cli.presets import PRESETS
+
+    if config is not None:
+        cfg = load_config(config, (set_ or []) + ([f'model.kind="{model}"'] if model else []))
+        origin = str(config)
+    else:
+        if model is None:
+            fail("give a CONFIG or --model rbm-multival|deepsets|deepsets-reldist")
+        if model not in PRESETS:
+            fail(f"--model: unknown model {model!r}; choose one of {', '.join(PRESETS)}")
+        origin, raw = PRESETS[model]
+        try:
+            cfg = config_mod.from_dict(copy.deepcopy(raw), source=f"built-in {model} system", overrides=set_ or [])
+        except ConfigError as exc:
+            fail(str(exc))
+        origin = f"built-in default system: {origin}"
+    setup_jax(cfg)
+    problem = build(cfg)
+    import jax
+
+    x = problem.random_state(jax.random.key(0))
+    table = problem.model.tabulate(
+        jax.random.key(0), x, depth=depth,
+        console_kwargs={"force_terminal": out.is_terminal, "width": max(out.width, 100), "no_color": not out.is_terminal},
+    )
+    params = problem.init_params(jax.random.key(0))
+    from nqs_cli.train import n_parameters
+
+    out.print(f"{cfg.model.kind} on {problem.description} ({origin})")
+    out.print(Text.from_ansi(table) if out.is_terminal else table, end="")
+    out.print(f"total parameters: {n_parameters(params)}")
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Terminal output: training progress, result summaries and tables (rich).
+
+Progress goes to stderr: a live line on a TTY, plain periodic lines otherwise. Results and
+tables go to stdout. Nothing here touches JAX.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+
+def fmt_energy(e, err) -> str:
+    if e is None:
+        return "—"
+    if err is None or not math.isfinite(err) or err <= 0:
+        return f"{e:.6f}"
+    digits = max(0, min(10, int(math.ceil(-math.log10(err))) + 1))
+    return f"{e:.{digits}f} ± {err:.{digits}f}"
+
+
+def fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{s // 60:.0f}m{s % 60:02.0f}s"
+    return f"{s // 3600:.0f}h{(s % 3600) // 60:02.0f}m"
+
+
+class TrainReporter:
+    """Receives events from runner.train and renders them."""
+
+    def __init__(self, err: Console, out: Console, quiet: bool = False):
+        self.err, self.out, self.quiet = err, out, quiet
+        self.live: Live | None = None
+        self.n_iter = 0
+        self.t_last = None
+        self.every = 1
+
+    def warn(self, msg: str) -> None:
+        self.err.print(f"[yellow]warning:[/] {msg}", highlight=False)
+
+    def config_diff(self, diff) -> None:
+        self.err.print("config differs from the stored run:", highlight=False)
+        for key, old, new in diff:
+            self.err.print(f"  {key}: {old!r} -> {new!r}", highlight=False)
+
+    def resumed(self, path, step: int, n_iter: int) -> None:
+        if step >= n_iter:
+            self.err.print(
+                f"{path}: already at step {step} >= n_iter = {n_iter}; nothing to train (raise it with --n-iter N)",
+                highlight=False,
+            )
+        else:
+            self.err.print(f"resuming {path} from step {step} (target {n_iter})", highlight=False)
+
+    def start(self, cfg, problem, path, n_params: int, exact) -> None:
+        self.n_iter = cfg.train.n_iter
+        self.every = max(1, self.n_iter // 20)
+        for note in cfg.notes:
+            self.err.print(f"note: {note}", highlight=False)
+        if self.quiet:
+            return
+        ex = f", exact E0 = {exact:.10f}" if exact is not None else ""
+        self.err.print(f"{problem.description}; {cfg.model.kind} with {n_params} parameters{ex}", highlight=False)
+        self.err.print(f"run directory: {path}", highlight=False)
+        if self.err.is_terminal:
+            self.live = Live(Text("compiling…"), console=self.err, refresh_per_second=4, transient=False)
+            self.live.start()
+        self.t_last = time.monotonic()
+
+    def line(self, row: dict, exact) -> str:
+        parts = [
+            f"step {row['step']}/{self.n_iter}",
+            f"E = {fmt_energy(row['energy'], row['energy_error'])}",
+            f"σ² = {row['variance']:.4g}",
+            f"R̂ = {row['r_hat']:.3f}",
+            f"acc = {row['acceptance']:.2f}",
+            f"{row['wall_s']:.3f} s/it",
+        ]
+        if exact is not None:
+            parts.insert(2, f"rel.err = {abs((row['energy'] - exact) / exact):.2e}")
+        remaining = (self.n_iter - row["step"]) * row["wall_s"]
+        parts.append(f"ETA {fmt_seconds(remaining)}")
+        return "  ".join(parts)
+
+    def step(self, row: dict, exact) -> None:
+        if self.quiet:
+            return
+        text = self.line(row, exact)
+        if self.live is not None:
+            self.live.update(Text(text))
+        elif row["step"] % self.every == 0 or row["step"] == self.n_iter:
+            self.err.print(text, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def summary(self, outcome) -> None:
+        self.close()
+        r = outcome.result
+        table = Table(title=f"{outcome.run_dir}", show_header=False, title_justify="left")
+        table.add_column("key", style="bold")
+        table.add_column("value")
+        table.add_row("status", r["status"])
+        table.add_row("energy", fmt_energy(r["energy"], r["energy_error"]))
+        table.add_row("estimate", r.get("estimate", ""))
+        if r.get("exact_energy") is not None:
+            table.add_row("exact energy", f"{r['exact_energy']:.10f}")
+            table.add_row("relative error", f"{r['relative_error']:.2e}")
+        if r.get("variance") is not None:
+            table.add_row("variance", f"{r['variance']:.4g}")
+        table.add_row("iterations", str(r["n_iter"]))
+        if r.get("seconds_per_iteration") is not None:
+            table.add_row("s / iteration", f"{r['seconds_per_iteration']:.4f}")
+        if r.get("compile_seconds") is not None:
+            table.add_row("compile s", f"{r['compile_seconds']:.2f}")
+        self.out.print(table)
