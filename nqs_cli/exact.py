@@ -1,0 +1,40 @@
+"""Exact ground states of small discrete systems (Lanczos in the constrained sector)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg
+
+from nqs_cli.hilbert import MAX_STATES
+from nqs_cli.operators import BondHamiltonian
+
+_DENSE_LIMIT = 400  # below this many states a dense eigensolver is faster and safer
+
+
+def exact_ground_state(hamiltonian: BondHamiltonian, space, max_states: int = MAX_STATES):
+    """(E0, states, psi): ground-state energy, the (n_states, n_sites) int32 sector
+    basis and the normalised (n_states,) float64 ground-state vector on it."""
+    n_states = space.n_states
+    if n_states > max_states:
+        raise ValueError(
+            f"exact diagonalisation needs {n_states} states, more than max_states = {max_states}"
+        )
+    if hamiltonian.n_sites != space.n_sites or hamiltonian.local_dim != space.local_dim:
+        raise ValueError(
+            "the Hamiltonian and the Hilbert space disagree on sites or local dimension"
+        )
+    states = space.all_states(max_states)
+    h = hamiltonian.to_sparse(states)
+    if n_states <= _DENSE_LIMIT:
+        energies, vectors = scipy.linalg.eigh(h.toarray(), subset_by_index=(0, 0))
+    else:
+        v0 = np.random.default_rng(0).standard_normal(n_states)
+        energies, vectors = scipy.sparse.linalg.eigsh(h, k=1, which="SA", v0=v0, tol=1e-12)
+    psi = vectors[:, 0] / np.linalg.norm(vectors[:, 0])
+    return float(energies[0]), states, psi
+
+
+def ground_state_energy(hamiltonian: BondHamiltonian, space, max_states: int = MAX_STATES) -> float:
+    """Ground-state energy of ``hamiltonian`` in the sector of ``space``."""
+    return exact_ground_state(hamiltonian, space, max_states)[0]
