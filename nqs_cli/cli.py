@@ -32,7 +32,7 @@ SetOption = typer.Option(None, "--set", help="Override a config key, e.g. --set 
 
 
 def fail(message: str, code: int = 2):
-    err.print(Text("error: ", style="bold red") + Text(message.replace("\n", " ")))
+    err.print(Text("error: ", style="bold red") + Text(message.replace("\n", " ")), soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -1,0 +1,194 @@
+"""Exact identities of the VMC engine on tiny, fully enumerable systems (float64)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nqs_cli import config, sr
+from nqs_cli.problem import build_problem
+from nqs_cli.sampler import init_chains, make_sampler
+from nqs_cli.stats import integrated_time, statistics
+
+
+def tiny(kind: str, **extra):
+    if kind == "bose-hubbard":
+        raw = {
+            "lattice": {"graph": "chain", "length": 4, "pbc": True},
+            "hilbert": {"kind": "fock", "n_max": 3, "n_particles": 4},
+            "hamiltonian": {"kind": "bose-hubbard", "J": 1.0, "U": 4.0, "V": 0.3, "mu": 0.2},
+            "model": {"kind": "rbm-multival", "alpha": 1},
+        }
+    else:
+        raw = {
+            "lattice": {"graph": "chain", "length": 4, "pbc": True},
+            "hilbert": {"kind": "spin", "s": 1, "total_sz": 0},
+            "hamiltonian": {"kind": "heisenberg", "J": 1.0, "beta": 0.2},
+            "model": {"kind": "rbm-multival", "alpha": 2},
+        }
+    for key, value in extra.items():
+        section, name = key.split("__")
+        raw.setdefault(section, {})[name] = value
+    return build_problem(config.from_dict(raw))
+
+
+def random_params(problem, scale=0.3, seed=3):
+    """Parameters far from the near-zero initialisation, so ψ is far from uniform."""
+    params = problem.init_params(jax.random.key(seed))
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    leaves = [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(tree, leaves)
+
+
+def exact_quantities(problem, params):
+    states = problem.space.all_states()
+    h = problem.hamiltonian.to_dense(states)
+    log_psi = jax.vmap(problem.log_psi, (None, 0))(params, jnp.asarray(states))
+    return states, h, log_psi
+
+
+@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
+def test_full_sum_local_energy_equals_rayleigh_quotient(kind):
+    problem = tiny(kind)
+    params = random_params(problem)
+    states, h, log_psi = exact_quantities(problem, params)
+    psi = np.exp(np.asarray(log_psi) - np.max(log_psi))
+    rayleigh = psi @ h @ psi / (psi @ psi)
+    e_loc = np.asarray(jax.vmap(problem.local_energy, (None, 0))(params, jnp.asarray(states)))
+    weights = psi**2 / np.sum(psi**2)
+    assert np.sum(weights * e_loc) == pytest.approx(rayleigh, abs=1e-10)
+    # local energies are exact ratios: (Hψ)_x / ψ_x
+    np.testing.assert_allclose(e_loc, (h @ psi) / psi, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
+def test_gradient_estimator_with_exact_weights_equals_autodiff(kind):
+    problem = tiny(kind)
+    params = random_params(problem)
+    states = problem.space.all_states()
+    h = jnp.asarray(problem.hamiltonian.to_dense(states))
+    xs = jnp.asarray(states)
+
+    def energy(p):
+        lp = jax.vmap(problem.log_psi, (None, 0))(p, xs)
+        psi = jnp.exp(lp - jax.lax.stop_gradient(jnp.max(lp)))
+        return psi @ h @ psi / (psi @ psi)
+
+    exact_grad = jax.flatten_util.ravel_pytree(jax.grad(energy)(params))[0]
+    lp = jax.vmap(problem.log_psi, (None, 0))(params, xs)
+    w = jnp.exp(2 * (lp - jnp.max(lp)))
+    w = w / jnp.sum(w)
+    e_loc = jax.vmap(problem.local_energy, (None, 0))(params, xs)
+    jac = sr.jacobian(problem.log_psi, params, xs)
+    o_bar = jnp.sqrt(w)[:, None] * (jac - (w @ jac)[None, :])
+    eps = jnp.sqrt(w) * (e_loc - w @ e_loc)
+    np.testing.assert_allclose(sr.energy_gradient(o_bar, eps), exact_grad, rtol=1e-9, atol=1e-11)
+
+
+def test_minsr_equals_parameter_space_sr():
+    key_o, key_e = jax.random.split(jax.random.key(0))
+    for n, p in [(40, 90), (90, 40)]:
+        jac = jax.random.normal(key_o, (n, p))
+        e_loc = jax.random.normal(key_e, (n,))
+        o_bar, eps = sr.centered(jac, e_loc)
+        d_s = sr.sr_direction(o_bar, eps, 1e-3, mode="S", solver="cholesky")
+        d_min = sr.sr_direction(o_bar, eps, 1e-3, mode="minsr", solver="cholesky")
+        d_cg = sr.sr_direction(o_bar, eps, 1e-3, mode="minsr", solver="cg")
+        d_scg = sr.sr_direction(o_bar, eps, 1e-3, mode="S", solver="cg")
+        np.testing.assert_allclose(d_min, d_s, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(d_cg, d_s, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(d_scg, d_s, rtol=1e-5, atol=1e-7)
+        # it solves (S + λ) δ = g
+        s_mat = o_bar.T @ o_bar
+        np.testing.assert_allclose(s_mat @ d_s + 1e-3 * d_s, sr.energy_gradient(o_bar, eps), rtol=1e-8, atol=1e-10)
+    assert sr.resolve_mode("auto", 100, 1000) == "minsr"
+    assert sr.resolve_mode("auto", 1000, 100) == "S"
+
+
+def total_variation_bound(p: np.ndarray, n_effective: float) -> float:
+    """Five standard deviations of the empirical total variation for n independent draws."""
+    return 5 * 0.5 * np.sum(np.sqrt(p * (1 - p) / n_effective))
+
+
+@pytest.mark.parametrize(
+    "kind, sampler",
+    [
+        ("bose-hubbard", "metropolis-hamiltonian"),
+        ("heisenberg", "metropolis-hamiltonian"),
+        ("bose-hubbard-open", "metropolis-local"),
+    ],
+)
+def test_sampler_histogram_matches_born_distribution(kind, sampler):
+    if kind == "bose-hubbard-open":
+        problem = build_problem(
+            config.from_dict(
+                {
+                    "lattice": {"graph": "chain", "length": 3},
+                    "hilbert": {"kind": "fock", "n_max": 2},
+                    "hamiltonian": {"kind": "bose-hubbard"},
+                    "sampler": {"kind": sampler},
+                }
+            )
+        )
+    else:
+        problem = tiny(kind)
+    params = random_params(problem, scale=0.2)
+    states, _, log_psi = exact_quantities(problem, params)
+    p = np.exp(2 * (np.asarray(log_psi) - np.max(log_psi)))
+    p /= p.sum()
+    n_chains, n_per_chain = 64, 400
+    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, n_per_chain, 50, 3 * problem.space.n_sites))
+    chains = init_chains(problem.log_psi, params, problem.random_state, jax.random.key(5), n_chains)
+    _, samples, acceptance = sample(params, chains, jax.random.key(6))
+    flat = np.asarray(samples).reshape(-1, states.shape[1])
+    index = {tuple(s): i for i, s in enumerate(states)}
+    counts = np.zeros(len(states))
+    for s in flat:
+        counts[index[tuple(s)]] += 1  # KeyError = a state outside the sector: conservation broken
+    tv = 0.5 * np.abs(counts / counts.sum() - p).sum()
+    # long sweeps (3 moves per site) between samples: allow autocorrelation τ ≤ 2
+    assert tv < total_variation_bound(p, flat.shape[0] / 5)
+    assert 0.05 < float(acceptance) <= 1.0
+
+
+def test_hamiltonian_moves_conserve_particle_number_and_magnetisation():
+    for kind in ("bose-hubbard", "heisenberg"):
+        problem = tiny(kind)
+        params = random_params(problem)
+        sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 20, 5, 4))
+        chains = init_chains(problem.log_psi, params, problem.random_state, jax.random.key(1), 8)
+        _, samples, _ = sample(params, chains, jax.random.key(2))
+        values = problem.space.local_values[np.asarray(samples)]
+        target = 4 if kind == "bose-hubbard" else 0
+        assert np.all(np.isclose(values.sum(axis=-1), target))
+
+
+def test_integrated_time_of_ar1_process():
+    phi, n = 0.8, 200_000
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=n)
+    x = np.empty(n)
+    x[0] = noise[0]
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + noise[t]
+    tau = float(integrated_time(jnp.asarray(x)))
+    assert tau == pytest.approx(phi / (1 - phi), rel=0.1)  # exact: Σ_t φ^t = φ/(1-φ) = 4
+    st = statistics(jnp.asarray(x).reshape(8, -1))
+    assert float(st.error_of_mean) == pytest.approx(np.sqrt(np.var(x) * (1 + 2 * phi / (1 - phi)) / n), rel=0.1)
+    assert float(st.r_hat) == pytest.approx(1.0, abs=0.01)
+
+
+def test_train_step_keeps_shapes_and_is_finite():
+    from nqs_cli.train import init_state, make_train_step
+
+    problem = tiny("bose-hubbard", sampler__n_samples=64, sampler__n_chains=8)
+    state = init_state(problem, 0)
+    step = jax.jit(make_train_step(problem))
+    new, stats = step(state, jax.random.key(0))
+    assert int(new.step) == 1
+    assert jax.tree_util.tree_structure(new.params) == jax.tree_util.tree_structure(state.params)
+    for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(state.params)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    assert new.chains.x.shape == (8, 4) and new.chains.x.dtype == state.chains.x.dtype
+    assert all(np.isfinite(float(v)) for v in stats.values())
