@@ -74,6 +74,11 @@ def final_estimate(rows: list[dict], window: int, discard: int = 0) -> dict:
     }
 
 
+def estimate_window(cfg) -> int:
+    """The final estimate averages the last 20% of the iterations, at most train.final_window."""
+    return min(cfg.train.final_window, max(1, cfg.train.n_iter // 5))
+
+
 def relative_error(energy, exact):
     if energy is None or exact is None or exact == 0:
         return None
@@ -191,7 +196,7 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
 
 def write_result(path: Path, cfg, status: str, exact, compile_s, iter_times, step: int, reason: str | None = None) -> dict:
     rows = rd.read_metrics(path / "metrics.jsonl")
-    est = final_estimate(rows, cfg.train.final_window)
+    est = final_estimate(rows, estimate_window(cfg))
     last = rows[-1] if rows else {}
     result = {
         "status": status,
