@@ -25,7 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Variational Monte Carlo for neural quantum states, driven by TOML configs.",
 )
-out = Console(highlight=False)
+# Piped output keeps wide tables on one line per row (no 80-column wrapping).
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 SetOption = typer.Option(None, "--set", help="Override a config key, e.g. --set sampler.n_chains=32 (value parsed as TOML).")
@@ -208,6 +209,68 @@ def summary(
     out.print(f"{cfg.model.kind} on {problem.description} ({origin})")
     out.print(Text.from_ansi(table) if out.is_terminal else table, end="")
     out.print(f"total parameters: {n_parameters(params)}")
+
+
+# --------------------------------------------------------------------------- evaluate / report
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory"),
+    n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Samples (default: 8x the training n_samples)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains."),
+):
+    """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
+    from nqs_cli.evaluate import evaluate as run_evaluate
+    from nqs_cli.evaluate import load_run_config
+    from nqs_cli.report import fmt_energy
+    from nqs_cli.run_dir import RunDirError
+
+    try:
+        setup_jax(load_run_config(run))
+        res = run_evaluate(run, n_samples, seed, warn=lambda m: err.print(f"warning: {m}"))
+    except RunDirError as exc:
+        fail(str(exc))
+    table = Table(title=f"{run} (checkpoint {res['checkpoint']}, step {res['step']})", show_header=False, title_justify="left")
+    table.add_row("energy", fmt_energy(res["energy"], res["energy_error"]))
+    if res["exact_energy"] is not None:
+        table.add_row("exact energy", f"{res['exact_energy']:.10f}")
+        table.add_row("relative error", f"{res['relative_error']:.2e}")
+    for key in ("variance", "r_hat", "tau_corr", "acceptance"):
+        table.add_row(key, f"{res[key]:.4g}")
+    table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains)")
+    out.print(table)
+
+
+@app.command()
+def report(
+    runs: List[Path] = typer.Argument(..., help="Run directories"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout, for scripts."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write energy/variance/acceptance traces to a PNG."),
+    discard: int = typer.Option(0, "--discard", min=0, help="Drop the first N iterations from the final estimate."),
+):
+    """Compare runs: a table of final energies, errors, exact references and timings."""
+    from nqs_cli.compare import collect_run, plot_runs
+    from nqs_cli.report import runs_table
+    from nqs_cli.run_dir import RunDirError
+
+    rows = []
+    for path in runs:
+        try:
+            rows.append(collect_run(path, discard))
+        except RunDirError as exc:
+            fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(rows))
+    else:
+        out.print(runs_table(rows))
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            fail('--plot needs matplotlib: pip install "nqs-cli[plot]"')
+        plot_runs(runs, plot, discard)
+        err.print(f"wrote {plot}")
 
 
 def main():

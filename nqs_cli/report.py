@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
@@ -30,6 +31,28 @@ def fmt_seconds(s: float) -> str:
     if s < 3600:
         return f"{s // 60:.0f}m{s % 60:02.0f}s"
     return f"{s // 3600:.0f}h{(s % 3600) // 60:02.0f}m"
+
+
+def runs_table(rows: list[dict]) -> Table:
+    """The `nqs report` table: one row per run directory."""
+    table = Table(title_justify="left")
+    for col in ("run", "system", "model", "iter", "energy", "exact", "rel. err", "R̂", "acc", "s/it", "status"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            Path(r["run"]).name,
+            r["system"],
+            r["model"],
+            str(r["iterations"]),
+            fmt_energy(r["energy"], r["energy_error"]),
+            "—" if r["exact_energy"] is None else f"{r['exact_energy']:.6f}",
+            "—" if r["relative_error"] is None else f"{r['relative_error']:.2e}",
+            "—" if r["r_hat"] is None else f"{r['r_hat']:.3f}",
+            "—" if r["acceptance"] is None else f"{r['acceptance']:.2f}",
+            "—" if r["seconds_per_iteration"] is None else f"{r['seconds_per_iteration']:.3f}",
+            r["status"],
+        )
+    return table
 
 
 class TrainReporter:

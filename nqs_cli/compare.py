@@ -1,0 +1,89 @@
+"""`nqs report`: read run directories into comparable rows, and draw their traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nqs_cli import run_dir as rd
+from nqs_cli.runner import final_estimate, relative_error
+
+
+def describe_system(resolved: dict) -> str:
+    ham = resolved.get("hamiltonian", {})
+    if "space" in resolved:
+        sp = resolved["space"]
+        pair = ham.get("pair")
+        pair_text = f", {pair['kind']} pair" if isinstance(pair, dict) else ""
+        box = sp.get("extent") or [0]
+        where = "trap" if not any(box) else f"box {box}"
+        return f"{sp.get('n_particles')} bosons {sp.get('dims')}D {where}{pair_text}"
+    lat, hil = resolved.get("lattice", {}), resolved.get("hilbert", {})
+    name = {"bose-hubbard": "BH", "heisenberg": f"spin-{hil.get('s', 0):g} Heis."}.get(ham.get("kind"), ham.get("kind"))
+    extra = f" U={ham['U']:g}" if "U" in ham else (f" β={ham['beta']:g}" if ham.get("beta") else "")
+    return f"{name} {lat.get('graph')} L={lat.get('length')}{extra}"
+
+
+def collect_run(path: Path, discard: int = 0) -> dict:
+    """One row of `nqs report` for a run directory (raises RunDirError if it is not one)."""
+    if not path.is_dir():
+        raise rd.RunDirError(f"{path}: not a run directory")
+    resolved = rd.read_json(path / "resolved.json")
+    rows = rd.read_metrics(path / "metrics.jsonl")
+    result = rd.read_json(path / "result.json") if (path / "result.json").exists() else {}
+    status = result.get("status", "running or killed")
+    n_iter_target = resolved.get("train", {}).get("n_iter", 0)
+    window = min(resolved.get("train", {}).get("final_window", 50), max(1, n_iter_target // 5))
+    if discard or not result:
+        est = final_estimate(rows, window, discard=discard)
+    else:
+        est = {k: result.get(k) for k in ("energy", "energy_error", "variance", "estimate")}
+    exact = result.get("exact_energy")
+    last = rows[-1] if rows else {}
+    return {
+        "run": str(path),
+        "name": resolved.get("name"),
+        "system": describe_system(resolved),
+        "model": resolved.get("model", {}).get("kind"),
+        "iterations": rows[-1]["step"] if rows else 0,
+        "energy": est["energy"],
+        "energy_error": est["energy_error"],
+        "estimate": est.get("estimate"),
+        "exact_energy": exact,
+        "relative_error": relative_error(est["energy"], exact),
+        "r_hat": last.get("r_hat"),
+        "acceptance": last.get("acceptance"),
+        "seconds_per_iteration": result.get("seconds_per_iteration"),
+        "status": status,
+    }
+
+
+def plot_runs(paths: list[Path], out: Path, discard: int = 0) -> None:
+    """Energy (with error band and exact line), variance and acceptance traces, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    for path in paths:
+        rows = [r for r in rd.read_metrics(path / "metrics.jsonl") if r["step"] > discard]
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        e = [r["energy"] for r in rows]
+        err = [r["energy_error"] for r in rows]
+        line = axes[0].plot(steps, e, lw=1, label=path.name)[0]
+        axes[0].fill_between(steps, [a - b for a, b in zip(e, err)], [a + b for a, b in zip(e, err)], color=line.get_color(), alpha=0.25)
+        result = rd.read_json(path / "result.json") if (path / "result.json").exists() else {}
+        if result.get("exact_energy") is not None:
+            axes[0].axhline(result["exact_energy"], color=line.get_color(), ls="--", lw=1)
+        axes[1].semilogy(steps, [max(r["variance"], 1e-16) for r in rows], lw=1, color=line.get_color())
+        axes[2].plot(steps, [r["acceptance"] for r in rows], lw=1, color=line.get_color())
+    axes[0].set_ylabel("energy (dashed: exact)")
+    axes[1].set_ylabel("variance of E_loc")
+    axes[2].set_ylabel("acceptance")
+    axes[2].set_xlabel("iteration")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
