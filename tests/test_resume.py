@@ -1,0 +1,179 @@
+"""Runs that survive: resume reproduces the uninterrupted run; signals, kills, corrupt checkpoints, NaNs."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import pytest
+from typer.testing import CliRunner
+
+from nqs_cli.cli import app
+from nqs_cli.train import RunError, run_loop
+
+runner = CliRunner()
+
+CONFIG = """
+name = "resume"
+seed = 11
+[lattice]
+graph = "chain"
+length = 4
+[hilbert]
+kind = "fock"
+n_max = 2
+n_particles = 4
+[hamiltonian]
+kind = "bose-hubbard"
+U = 3.0
+[sampler]
+n_chains = 4
+n_samples = 64
+[train]
+n_iter = 30
+checkpoint_every = 4
+"""
+
+
+def metrics(path):
+    """metrics.jsonl rows without the wall-clock time (the only field allowed to differ)."""
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("wall_s")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ref")
+    cfg = root / "c.toml"
+    cfg.write_text(CONFIG)
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(root / "ref"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return cfg, metrics(root / "ref")
+
+
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(reference, tmp_path):
+    cfg, ref = reference
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--n-iter", "13", "--quiet"])
+    assert first.exit_code == 0, first.output
+    # simulate a crash after step 13 whose metrics got ahead of the last checkpoint (step 13 is final)
+    second = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert second.exit_code == 0, second.output
+    assert "resuming" in second.output
+    assert metrics(out) == ref
+
+
+def test_metrics_are_truncated_back_to_the_checkpoint(reference, tmp_path):
+    cfg, ref = reference
+    out = tmp_path / "run"
+    runner.invoke(app, ["train", str(cfg), "--out", str(out), "--n-iter", "10", "--quiet"])
+    # steps 9..10 ran after the step-8 checkpoint; drop the final checkpoint as a kill would
+    (out / "checkpoints" / "step_00000010.msgpack").unlink()
+    with open(out / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 11, "energy": 0.0')  # a torn line from a crash mid-write
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert metrics(out) == ref
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_a_warning(reference, tmp_path):
+    cfg, ref = reference
+    out = tmp_path / "run"
+    runner.invoke(app, ["train", str(cfg), "--out", str(out), "--n-iter", "12", "--quiet"])
+    (out / "checkpoints" / "step_00000012.msgpack").write_bytes(b"\x00garbage")
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "corrupt checkpoint" in result.output
+    assert metrics(out) == ref
+
+
+def _spawn(cfg, out):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+
+
+def _wait_for_rows(out, n, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        path = out / "metrics.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"training ended early: {proc.stdout.read()}")
+        time.sleep(0.05)
+    pytest.fail("no progress")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_killed_run_resumes_to_the_same_metrics(reference, tmp_path, sig):
+    cfg, ref = reference
+    out = tmp_path / "run"
+    proc = _spawn(cfg, out)
+    _wait_for_rows(out, 6, proc)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=120)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, output
+        result = json.loads((out / "result.json").read_text())
+        assert result["status"] == "interrupted"
+        assert "Resume with" in output
+    resumed = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert metrics(out) == ref
+
+
+def fake_step(bad_steps, bad_calls=None):
+    calls = {"n": 0}
+
+    def step(state, key):
+        calls["n"] += 1
+        step_no = int(state.step) + 1
+        bad = step_no in bad_steps and (bad_calls is None or calls["n"] in bad_calls)
+        e = math.nan if bad else -1.0
+        stats = {k: jnp.asarray(v) for k, v in dict(energy=e, energy_error=0.1, variance=0.5, r_hat=1.0, tau_corr=0.0,
+                                                     acceptance=0.5, grad_norm=1.0, update_norm=1.0).items()}
+        stats["params_finite"] = jnp.asarray(True)
+        return state.replace(step=state.step + 1), stats
+
+    return step
+
+
+class _State:
+    def __init__(self, step):
+        self.step = jnp.asarray(step)
+
+    def replace(self, step):
+        return _State(step)
+
+
+def test_nonfinite_stop_names_step_and_quantity():
+    import jax
+
+    seen = []
+    with pytest.raises(RunError, match=r"non-finite energy at step 3"):
+        run_loop(fake_step({3}), _State(0), jax.random.key(0), 5, lambda s, rec: seen.append(rec.step))
+    assert seen == [1, 2]
+
+
+def test_nonfinite_revert_retries_with_a_fresh_key_and_counts():
+    import jax
+
+    seen = []
+    key = jax.random.key(0)
+    state, status = run_loop(fake_step({3}, bad_calls={3, 4}), _State(0), key, 5, lambda s, rec: seen.append(rec),
+                             on_nonfinite="revert", patience=3)
+    assert status == "completed" and [r.step for r in seen] == [1, 2, 3, 4, 5]
+    assert seen[2].stats["reverts"] == 2
+    with pytest.raises(RunError, match="persisted through 2 reverts"):
+        run_loop(fake_step({2}), _State(0), key, 5, lambda s, rec: None, on_nonfinite="revert", patience=2)
