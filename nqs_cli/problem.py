@@ -29,6 +29,15 @@ class Problem:
     rule: Any  # Metropolis rule
     local_energy_factory: Callable  # (log_psi) -> (params, x) -> E_loc(x)
     description: str
+    structured_jacobian: Callable | None = None  # (model, params, samples) -> Jacobian map
+
+    def jacobian(self, params, samples, dense: bool = False):
+        """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see jacobians.py."""
+        if self.structured_jacobian is not None and not dense:
+            return self.structured_jacobian(self.model, params, samples)
+        from nqs_cli.jacobians import dense_jacobian
+
+        return dense_jacobian(self.log_psi, params, samples)
 
     def log_psi(self, params, x):
         return self.model.apply({"params": params}, x)
@@ -150,7 +159,14 @@ def rule_hamiltonian(cfg, lattice, space, hamiltonian):
     return HamiltonianRule(operator=hamiltonian)
 
 
+def rbm_structured_jacobian(model, params, samples):
+    from nqs_cli.jacobians import rbm_jacobian
+
+    return rbm_jacobian(model, params, samples)
+
+
 SPACES = {"fock": build_fock, "spin": build_spin}
+STRUCTURED_JACOBIANS = {"rbm-multival": rbm_structured_jacobian}
 HAMILTONIANS = {"bose-hubbard": build_bose_hubbard, "heisenberg": build_heisenberg}
 DISCRETE_MODELS = {"rbm-multival": build_rbm_multival}
 DISCRETE_RULES = {
@@ -193,4 +209,5 @@ def build_problem(cfg: Config) -> Problem:
         rule=rule,
         local_energy_factory=discrete_local_energy(hamiltonian),
         description=describe_discrete(cfg),
+        structured_jacobian=STRUCTURED_JACOBIANS.get(cfg.model.kind),
     )

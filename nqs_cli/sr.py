@@ -4,39 +4,31 @@ Notation (real parameters, real log ψ): O_ik = ∂ log ψ(x_i)/∂θ_k for N sa
 parameters; Ō = (O − ⟨O⟩)/√N, ε = (E_loc − ⟨E_loc⟩)/√N. The energy gradient is
 g = 2 Ōᵀε, the quantum geometric tensor S = ŌᵀŌ, and SR solves (S + λ·1) δ = g. When N < P
 the same δ comes from the sample-space (minSR / kernel) form δ = 2 Ōᵀ (ŌŌᵀ + λ·1)⁻¹ ε
-(push-through identity), which costs O(N²P) instead of O(P²N + P³).
+(push-through identity), which costs O(N²P) instead of O(P²N + P³) — or less with a
+structured Jacobian (see jacobians.py).
+
+``jac`` arguments are the linear maps of jacobians.py (``DenseJacobian``, ``RBMJacobian``).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
-CHOLESKY_MAX_DIM = 12_000
+from nqs_cli.jacobians import DenseJacobian, dense_jacobian
 
-
-def jacobian(log_psi, params, samples: jax.Array) -> jax.Array:
-    """O: (N, P) real matrix of per-sample log-derivatives, parameters flattened by ravel_pytree."""
-
-    def row(x):
-        return ravel_pytree(jax.grad(log_psi)(params, x))[0]
-
-    return jax.vmap(row)(samples)
+CHOLESKY_MAX_DIM = 8192
 
 
-def centered(jac: jax.Array, e_loc: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(Ō, ε): centred and scaled by 1/√N, as in the module docstring."""
+def centered_energies(e_loc: jax.Array, dtype) -> jax.Array:
+    """ε = (E_loc − ⟨E_loc⟩)/√N (real part), in the parameters' dtype."""
     n = e_loc.shape[0]
-    scale = 1.0 / jnp.sqrt(jnp.asarray(n, jac.dtype))
-    o_bar = (jac - jnp.mean(jac, axis=0, keepdims=True)) * scale
-    eps = (e_loc - jnp.mean(e_loc)).real.astype(jac.dtype) * scale
-    return o_bar, eps
+    return ((e_loc - jnp.mean(e_loc)).real / jnp.sqrt(jnp.asarray(n, dtype))).astype(dtype)
 
 
-def energy_gradient(o_bar: jax.Array, eps: jax.Array) -> jax.Array:
+def energy_gradient(jac, eps: jax.Array) -> jax.Array:
     """g = 2 Ōᵀε = ∂⟨E⟩/∂θ for real parameters."""
-    return 2.0 * o_bar.T @ eps
+    return 2.0 * jac.transpose_apply(eps)
 
 
 def resolve_mode(mode: str, n_samples: int, n_params: int) -> str:
@@ -45,23 +37,33 @@ def resolve_mode(mode: str, n_samples: int, n_params: int) -> str:
     return mode
 
 
-def sr_direction(o_bar: jax.Array, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky") -> jax.Array:
-    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε, computed in parameter space ("S") or sample space ("minsr")."""
-    n, p = o_bar.shape
-    mode = resolve_mode(mode, n, p)
-    dim = n if mode == "minsr" else p
+def resolve_solver(solver: str, dim: int) -> str:
     if solver == "auto":
-        solver = "cholesky" if dim <= CHOLESKY_MAX_DIM else "cg"
+        return "cholesky" if dim <= CHOLESKY_MAX_DIM else "cg"
+    return solver
+
+
+def needs_dense_jacobian(mode: str, solver: str, n_samples: int, n_params: int) -> bool:
+    """Only the parameter-space Cholesky form needs the P × P matrix, hence a dense Ō."""
+    mode = resolve_mode(mode, n_samples, n_params)
+    return mode == "S" and resolve_solver(solver, n_params) == "cholesky"
+
+
+def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky") -> jax.Array:
+    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε, computed in parameter space ("S") or sample space ("minsr")."""
+    n, p = jac.shape
+    mode = resolve_mode(mode, n, p)
+    solver = resolve_solver(solver, n if mode == "minsr" else p)
     if mode == "minsr":
         if solver == "cg":
-            x = _cg(lambda v: o_bar @ (o_bar.T @ v) + diag_shift * v, eps)
+            x = _cg(lambda v: jac.apply(jac.transpose_apply(v)) + diag_shift * v, eps)
         else:
-            x = _cholesky(o_bar @ o_bar.T, eps, diag_shift)
-        return 2.0 * o_bar.T @ x
-    g = energy_gradient(o_bar, eps)
+            x = _cholesky(jac.gram(), eps, diag_shift)
+        return 2.0 * jac.transpose_apply(x)
+    g = energy_gradient(jac, eps)
     if solver == "cg":
-        return _cg(lambda v: o_bar.T @ (o_bar @ v) + diag_shift * v, g)
-    return _cholesky(o_bar.T @ o_bar, g, diag_shift)
+        return _cg(lambda v: jac.transpose_apply(jac.apply(v)) + diag_shift * v, g)
+    return _cholesky(jac.s_matrix(), g, diag_shift)
 
 
 def _cholesky(mat, rhs, diag_shift):
@@ -71,5 +73,18 @@ def _cholesky(mat, rhs, diag_shift):
 
 
 def _cg(matvec, rhs):
-    x, _ = jax.scipy.sparse.linalg.cg(matvec, rhs, tol=1e-10 if rhs.dtype == jnp.float64 else 1e-6, maxiter=4 * rhs.shape[0])
+    tol = 1e-8 if rhs.dtype == jnp.float64 else 1e-5
+    x, _ = jax.scipy.sparse.linalg.cg(matvec, rhs, tol=tol, maxiter=4 * rhs.shape[0])
     return x
+
+
+__all__ = [
+    "DenseJacobian",
+    "dense_jacobian",
+    "centered_energies",
+    "energy_gradient",
+    "resolve_mode",
+    "resolve_solver",
+    "needs_dense_jacobian",
+    "sr_direction",
+]

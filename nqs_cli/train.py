@@ -76,14 +76,15 @@ def make_train_step(problem):
         flat = samples.reshape((-1, samples.shape[-1]))
         e_loc = batched_e_loc(state.params, flat)
         st = statistics(e_loc.reshape(samples.shape[:2]).real)
-        jac = sr.jacobian(problem.log_psi, state.params, flat)
-        o_bar, eps = sr.centered(jac, e_loc)
-        grad = sr.energy_gradient(o_bar, eps)
+        flat_params, unravel = ravel_pytree(state.params)
+        dense = sr_cfg is not None and sr.needs_dense_jacobian(sr_cfg.mode, sr_cfg.solver, flat.shape[0], flat_params.size)
+        jac = problem.jacobian(state.params, flat, dense=dense)
+        eps = sr.centered_energies(e_loc, flat_params.dtype)
+        grad = sr.energy_gradient(jac, eps)
         if sr_cfg is None:
             direction = grad
         else:
-            direction = sr.sr_direction(o_bar, eps, sr_cfg.diag_shift, sr_cfg.mode, sr_cfg.solver)
-        unravel = ravel_pytree(state.params)[1]
+            direction = sr.sr_direction(jac, eps, sr_cfg.diag_shift, sr_cfg.mode, sr_cfg.solver)
         updates, opt_state = tx.update(unravel(direction), state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nqs_cli import config, sr
+from nqs_cli.jacobians import DenseJacobian, dense_jacobian
 from nqs_cli.problem import build_problem
 from nqs_cli.sampler import init_chains, make_sampler
 from nqs_cli.stats import integrated_time, statistics
@@ -80,30 +81,52 @@ def test_gradient_estimator_with_exact_weights_equals_autodiff(kind):
     w = jnp.exp(2 * (lp - jnp.max(lp)))
     w = w / jnp.sum(w)
     e_loc = jax.vmap(problem.local_energy, (None, 0))(params, xs)
-    jac = sr.jacobian(problem.log_psi, params, xs)
+    jac = jax.vmap(lambda x: jax.flatten_util.ravel_pytree(jax.grad(problem.log_psi)(params, x))[0])(xs)
     o_bar = jnp.sqrt(w)[:, None] * (jac - (w @ jac)[None, :])
     eps = jnp.sqrt(w) * (e_loc - w @ e_loc)
-    np.testing.assert_allclose(sr.energy_gradient(o_bar, eps), exact_grad, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(sr.energy_gradient(DenseJacobian(o_bar), eps), exact_grad, rtol=1e-9, atol=1e-11)
 
 
 def test_minsr_equals_parameter_space_sr():
     key_o, key_e = jax.random.split(jax.random.key(0))
     for n, p in [(40, 90), (90, 40)]:
-        jac = jax.random.normal(key_o, (n, p))
-        e_loc = jax.random.normal(key_e, (n,))
-        o_bar, eps = sr.centered(jac, e_loc)
-        d_s = sr.sr_direction(o_bar, eps, 1e-3, mode="S", solver="cholesky")
-        d_min = sr.sr_direction(o_bar, eps, 1e-3, mode="minsr", solver="cholesky")
-        d_cg = sr.sr_direction(o_bar, eps, 1e-3, mode="minsr", solver="cg")
-        d_scg = sr.sr_direction(o_bar, eps, 1e-3, mode="S", solver="cg")
+        raw = jax.random.normal(key_o, (n, p))
+        o_bar = (raw - jnp.mean(raw, axis=0, keepdims=True)) / np.sqrt(n)
+        jac = DenseJacobian(o_bar)
+        eps = sr.centered_energies(jax.random.normal(key_e, (n,)), o_bar.dtype)
+        d_s = sr.sr_direction(jac, eps, 1e-3, mode="S", solver="cholesky")
+        d_min = sr.sr_direction(jac, eps, 1e-3, mode="minsr", solver="cholesky")
+        d_cg = sr.sr_direction(jac, eps, 1e-3, mode="minsr", solver="cg")
+        d_scg = sr.sr_direction(jac, eps, 1e-3, mode="S", solver="cg")
         np.testing.assert_allclose(d_min, d_s, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(d_cg, d_s, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(d_scg, d_s, rtol=1e-5, atol=1e-7)
         # it solves (S + λ) δ = g
         s_mat = o_bar.T @ o_bar
-        np.testing.assert_allclose(s_mat @ d_s + 1e-3 * d_s, sr.energy_gradient(o_bar, eps), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(s_mat @ d_s + 1e-3 * d_s, sr.energy_gradient(jac, eps), rtol=1e-8, atol=1e-10)
     assert sr.resolve_mode("auto", 100, 1000) == "minsr"
     assert sr.resolve_mode("auto", 1000, 100) == "S"
+
+
+@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
+def test_structured_rbm_jacobian_equals_dense(kind):
+    problem = tiny(kind)
+    params = random_params(problem)
+    xs = jnp.asarray(problem.space.all_states())
+    dense = dense_jacobian(problem.log_psi, params, xs)
+    structured = problem.jacobian(params, xs)
+    assert type(structured).__name__ == "RBMJacobian" and structured.shape == dense.shape
+    np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
+    y = jax.random.normal(jax.random.key(1), (xs.shape[0],))
+    v = jax.random.normal(jax.random.key(2), (dense.shape[1],))
+    np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
+    eps = sr.centered_energies(y, y.dtype)
+    for solver in ("cholesky", "cg"):
+        np.testing.assert_allclose(
+            sr.sr_direction(structured, eps, 1e-2, "minsr", solver), sr.sr_direction(dense, eps, 1e-2, "S", "cholesky"),
+            rtol=1e-6, atol=1e-8,
+        )
 
 
 def total_variation_bound(p: np.ndarray, n_effective: float) -> float:

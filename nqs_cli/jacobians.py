@@ -1,0 +1,130 @@
+"""The centred, scaled Jacobian Ō = (O − ⟨O⟩)/√N as a linear map, dense or structured.
+
+SR needs only three things of Ō: the sample-space Gram matrix ŌŌᵀ (N × N), products Ōv
+and Ōᵀy. ``DenseJacobian`` materialises Ō (N × P). ``RBMJacobian`` never does: for an RBM
+on one-hot inputs v with hidden activations t = tanh(θ), the per-sample gradient of the
+kernel is the outer product v ⊗ t, so
+
+    (OOᵀ)_ij = (t_i·t_j)(v_i·v_j) + t_i·t_j [hidden bias] + v_i·v_j [visible bias],
+
+which costs N²(H + M) instead of N²·M·H, and Ōᵀy = (V∘y)ᵀT costs one N·M·H product.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from jax.flatten_util import ravel_pytree
+
+
+def _center_gram(k: jax.Array) -> jax.Array:
+    """C K C / N with C = 1 − 11ᵀ/N (centring both sides, then the 1/N scale)."""
+    n = k.shape[0]
+    row = jnp.mean(k, axis=1, keepdims=True)
+    col = jnp.mean(k, axis=0, keepdims=True)
+    return (k - row - col + jnp.mean(k)) / n
+
+
+@struct.dataclass
+class DenseJacobian:
+    o_bar: jax.Array  # (N, P)
+
+    @property
+    def shape(self):
+        return self.o_bar.shape
+
+    def gram(self) -> jax.Array:
+        return self.o_bar @ self.o_bar.T
+
+    def s_matrix(self) -> jax.Array:
+        return self.o_bar.T @ self.o_bar
+
+    def apply(self, v: jax.Array) -> jax.Array:
+        return self.o_bar @ v
+
+    def transpose_apply(self, y: jax.Array) -> jax.Array:
+        return self.o_bar.T @ y
+
+
+def dense_jacobian(log_psi, params, samples: jax.Array) -> DenseJacobian:
+    """Per-sample gradients of log ψ, flattened with ravel_pytree, centred and scaled."""
+
+    def row(x):
+        return ravel_pytree(jax.grad(log_psi)(params, x))[0]
+
+    jac = jax.vmap(row)(samples)
+    n = samples.shape[0]
+    o_bar = (jac - jnp.mean(jac, axis=0, keepdims=True)) / jnp.sqrt(jnp.asarray(n, jac.dtype))
+    return DenseJacobian(o_bar=o_bar)
+
+
+@struct.dataclass
+class RBMJacobian:
+    """Structured Ō of ``RBMMultiVal`` (params {'RBM': {'Dense': {kernel, bias?}, visible_bias?}})."""
+
+    v: jax.Array  # (N, M) one-hot inputs
+    t: jax.Array  # (N, H) tanh of the hidden pre-activations
+    params: dict  # only for the tree structure and flags
+    use_hidden_bias: bool = struct.field(pytree_node=False)
+    use_visible_bias: bool = struct.field(pytree_node=False)
+
+    @property
+    def shape(self):
+        n, m = self.v.shape
+        h = self.t.shape[1]
+        return (n, m * h + h * self.use_hidden_bias + m * self.use_visible_bias)
+
+    def gram(self) -> jax.Array:
+        vv = self.v @ self.v.T
+        tt = self.t @ self.t.T
+        k = tt * vv
+        if self.use_hidden_bias:
+            k = k + tt
+        if self.use_visible_bias:
+            k = k + vv
+        return _center_gram(k)
+
+    def _centred(self, y: jax.Array) -> jax.Array:
+        n = y.shape[0]
+        return (y - jnp.mean(y)) / jnp.sqrt(jnp.asarray(n, y.dtype))
+
+    def transpose_apply(self, y: jax.Array) -> jax.Array:
+        """Ōᵀy = Oᵀ(y − ȳ)/√N, flattened in ravel_pytree order of ``params``."""
+        z = self._centred(y)
+        grads = {"Dense": {"kernel": (self.v * z[:, None]).T @ self.t}}
+        if self.use_hidden_bias:
+            grads["Dense"]["bias"] = self.t.T @ z
+        if self.use_visible_bias:
+            grads["visible_bias"] = self.v.T @ z
+        return ravel_pytree({"RBM": grads})[0]
+
+    def apply(self, vec: jax.Array) -> jax.Array:
+        """Ōv for a flat parameter vector v."""
+        tree = ravel_pytree(self.params)[1](vec)["RBM"]
+        out = jnp.sum((self.v @ tree["Dense"]["kernel"]) * self.t, axis=1)
+        if self.use_hidden_bias:
+            out = out + self.t @ tree["Dense"]["bias"]
+        if self.use_visible_bias:
+            out = out + self.v @ tree["visible_bias"]
+        return self._centred(out)
+
+    def s_matrix(self) -> jax.Array:
+        raise NotImplementedError("the parameter-space S matrix of an RBM is dense: use DenseJacobian")
+
+
+def rbm_jacobian(model, params, samples: jax.Array) -> RBMJacobian:
+    """Structured Jacobian of an ``RBMMultiVal`` with log_cosh activation at integer samples (N, L)."""
+    dtype = jnp.finfo(model.param_dtype).dtype
+    v = jax.nn.one_hot(samples, model.n_classes, dtype=dtype).reshape((samples.shape[0], -1))
+    inner = params["RBM"]
+    theta = v @ inner["Dense"]["kernel"]
+    if model.use_hidden_bias:
+        theta = theta + inner["Dense"]["bias"][None, :]
+    return RBMJacobian(
+        v=v,
+        t=jnp.tanh(theta),
+        params=params,
+        use_hidden_bias=model.use_hidden_bias,
+        use_visible_bias=model.use_visible_bias,
+    )
