@@ -18,8 +18,31 @@ from rich.text import Text
 
 from nqs_cli import config as config_mod
 from nqs_cli.config import ConfigError
+from typer.core import TyperGroup
+from typer.exceptions import Abort, TyperException
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (missing argument, bad option value) as one red line and exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except TyperException as exc:
+            if not exc.format_message():  # `nqs` alone: the help was already shown
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            err.print(Text("error: ", style="bold red") + Text(exc.format_message().replace("\n", " ") + hint), soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except Abort:
+            sys.exit(130)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -228,7 +251,7 @@ def evaluate(
 
     try:
         setup_jax(load_run_config(run))
-        res = run_evaluate(run, n_samples, seed, warn=lambda m: err.print(f"warning: {m}"))
+        res = run_evaluate(run, n_samples, seed, warn=lambda m: err.print(f"warning: {m}", soft_wrap=True))
     except RunDirError as exc:
         fail(str(exc))
     table = Table(title=f"{run} (checkpoint {res['checkpoint']}, step {res['step']})", show_header=False, title_justify="left")

@@ -66,7 +66,7 @@ class TrainReporter:
         self.every = 1
 
     def warn(self, msg: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {msg}", highlight=False)
+        self.err.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
 
     def config_diff(self, diff) -> None:
         self.err.print("config differs from the stored run:", highlight=False)

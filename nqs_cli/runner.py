@@ -99,11 +99,11 @@ def prepare_run_dir(cfg, config_text: str, out: Path | None, force: bool, report
         old = rd.read_json(path / "resolved.json")
         diff = rd.config_diff(old, resolved)
         problem_changes = [d for d in diff if rd.touches_problem(d[0])]
-        if diff:
-            reporter.config_diff(diff)
         if problem_changes and not force:
             keys = ", ".join(d[0] for d in problem_changes)
             raise rd.RunDirError(f"{path}: resume would change the problem ({keys}); rerun with --force to accept, or use another --out")
+        if diff:
+            reporter.config_diff(diff)
     elif rd.read_metrics(path / "metrics.jsonl"):
         raise rd.RunDirError(f"{path}: has metrics but no readable checkpoint; refusing to overwrite it")
     path.mkdir(parents=True, exist_ok=True)
