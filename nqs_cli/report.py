@@ -137,6 +137,7 @@ class TrainReporter:
         table.add_row("estimate", r.get("estimate", ""))
         if r.get("exact_energy") is not None:
             table.add_row("exact energy", f"{r['exact_energy']:.10f}")
+        if r.get("relative_error") is not None:
             table.add_row("relative error", f"{r['relative_error']:.2e}")
         if r.get("variance") is not None:
             table.add_row("variance", f"{r['variance']:.4g}")

@@ -177,3 +177,16 @@ def test_nonfinite_revert_retries_with_a_fresh_key_and_counts():
     assert seen[2].stats["reverts"] == 2
     with pytest.raises(RunError, match="persisted through 2 reverts"):
         run_loop(fake_step({2}), _State(0), key, 5, lambda s, rec: None, on_nonfinite="revert", patience=2)
+
+
+def test_max_time_stops_cleanly_and_resumes(reference, tmp_path):
+    cfg, ref = reference
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--max-time", "1s", "--quiet"])
+    assert first.exit_code == 0, first.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["reason"] == "max-time"
+    assert 0 <= result["n_iter"] < 30
+    second = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert second.exit_code == 0, second.output
+    assert metrics(out) == ref
