@@ -19,6 +19,7 @@ import numpy as np
 
 from nqs_cli import config as config_mod
 from nqs_cli import run_dir as rd
+from nqs_cli.devices import check_chains, place_state
 from nqs_cli.train import RunError, StepRecord, init_state, make_train_step, n_parameters, root_keys, run_loop
 
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
@@ -118,6 +119,7 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
         import dataclasses
 
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_iter=n_iter))
+    check_chains(cfg.sampler.n_chains)
     path, resuming = prepare_run_dir(cfg, config_text, out, force, reporter)
     resolved = config_mod.to_dict(cfg)
     chash = rd.problem_hash(resolved)
@@ -134,6 +136,7 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
     else:
         (path / "config.toml").write_text(config_text)
         (path / "metrics.jsonl").write_text("")
+    state = place_state(state)
     rd.atomic_write_json(path / "resolved.json", resolved)
     meta = rd.meta(argv, cfg.seed)
     meta["n_params"] = n_params
