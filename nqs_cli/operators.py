@@ -127,6 +127,26 @@ class BondHamiltonian:
         """
         return _conn(jnp, self._jnp_tables, jnp.asarray(x, jnp.int32), self.local_dim)
 
+    def get_conn_changes(self, x: jax.Array):
+        """The connected elements of ``x`` as site changes, for incremental model updates.
+
+        Returns ``(sites, new, mels)``: ``sites`` (K, 2) int32 — the two sites a connection
+        changes — ``new`` (K, 2) int32 — their new local indices — and ``mels`` (K,), in the
+        order of :meth:`get_conn_padded`. Row 0 (the diagonal) and padding rows change
+        nothing: their ``new`` equals the current values.
+        """
+        t, x = self._jnp_tables, jnp.asarray(x, jnp.int32)
+        rows = _rows(t, x, self.local_dim)
+        m = self.max_conn_per_bond
+        mel = t["mel"][rows].reshape(-1)
+        edge_of_row = jnp.repeat(jnp.arange(self.n_edges), m)
+        i, j = t["i"][edge_of_row], t["j"][edge_of_row]
+        sites = jnp.concatenate([jnp.zeros((1, 2), jnp.int32), jnp.stack([i, j], axis=1)])
+        new = jnp.stack([t["new_i"][rows].reshape(-1), t["new_j"][rows].reshape(-1)], axis=1)
+        new = jnp.concatenate([x[jnp.zeros((1, 2), jnp.int32)], new])
+        diag = jnp.sum(t["diag"][rows]) + jnp.sum(t["onsite"][x])
+        return sites, new, jnp.concatenate([diag[None], mel])
+
     def n_conn(self, x: jax.Array) -> jax.Array:
         """Number of nonzero off-diagonal connected elements of ``x``; int32 scalar."""
         t = self._jnp_tables

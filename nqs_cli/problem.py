@@ -8,7 +8,7 @@ as pure functions acting on ONE configuration: ``log_psi(params, x)``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Callable
 
 import jax
@@ -30,6 +30,7 @@ class Problem:
     local_energy_factory: Callable  # (log_psi) -> (params, x) -> E_loc(x)
     description: str
     structured_jacobian: Callable | None = None  # (model, params, samples) -> Jacobian map
+    fast_log_psi: Callable | None = None  # (params, x) -> log ψ(x), same value as the module
 
     def jacobian(self, params, samples, dense: bool = False):
         """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see jacobians.py."""
@@ -40,6 +41,8 @@ class Problem:
         return dense_jacobian(self.log_psi, params, samples)
 
     def log_psi(self, params, x):
+        if self.fast_log_psi is not None:
+            return self.fast_log_psi(params, x)
         return self.model.apply({"params": params}, x)
 
     @cached_property
@@ -165,6 +168,24 @@ def rbm_structured_jacobian(model, params, samples):
     return rbm_jacobian(model, params, samples)
 
 
+class RBMFastKernels:
+    """Gather-based log ψ and O(H)-per-connection local energies of RBMMultiVal."""
+
+    @staticmethod
+    def log_psi(model, params, x):
+        from nqs_cli import rbm_kernels
+
+        return rbm_kernels.log_psi(model, params, x)
+
+    @staticmethod
+    def local_energy(model, hamiltonian):
+        from nqs_cli import rbm_kernels
+
+        energy = rbm_kernels.local_energy(model, hamiltonian)
+        return lambda log_psi: energy
+
+
+FAST_KERNELS = {"rbm-multival": RBMFastKernels}
 SPACES = {"fock": build_fock, "spin": build_spin}
 STRUCTURED_JACOBIANS = {"rbm-multival": rbm_structured_jacobian}
 HAMILTONIANS = {"bose-hubbard": build_bose_hubbard, "heisenberg": build_heisenberg}
@@ -201,13 +222,15 @@ def build_problem(cfg: Config) -> Problem:
     hamiltonian = HAMILTONIANS[cfg.hamiltonian.kind](cfg, lattice, space)
     model = DISCRETE_MODELS[cfg.model.kind](cfg, space)
     rule = DISCRETE_RULES[cfg.sampler.kind](cfg, lattice, space, hamiltonian)
+    fast = FAST_KERNELS.get(cfg.model.kind)
     return Problem(
         cfg=cfg,
         space=space,
         hamiltonian=hamiltonian,
         model=model,
         rule=rule,
-        local_energy_factory=discrete_local_energy(hamiltonian),
+        local_energy_factory=fast.local_energy(model, hamiltonian) if fast else discrete_local_energy(hamiltonian),
         description=describe_discrete(cfg),
         structured_jacobian=STRUCTURED_JACOBIANS.get(cfg.model.kind),
+        fast_log_psi=partial(fast.log_psi, model) if fast else None,
     )

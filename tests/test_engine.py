@@ -215,3 +215,22 @@ def test_train_step_keeps_shapes_and_is_finite():
         assert a.shape == b.shape and a.dtype == b.dtype
     assert new.chains.x.shape == (8, 4) and new.chains.x.dtype == state.chains.x.dtype
     assert all(np.isfinite(float(v)) for v in stats.values())
+
+
+@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
+def test_fast_rbm_kernels_equal_the_module(kind):
+    problem = tiny(kind)
+    params = random_params(problem)
+    xs = jnp.asarray(problem.space.all_states())
+    module = jax.vmap(lambda x: problem.model.apply({"params": params}, x))(xs)
+    fast = jax.vmap(lambda x: problem.log_psi(params, x))(xs)
+    np.testing.assert_allclose(fast, module, rtol=1e-12, atol=1e-12)
+    generic = jax.vmap(problem_generic_local_energy(problem), (None, 0))(params, xs)
+    incremental = jax.vmap(problem.local_energy, (None, 0))(params, xs)
+    np.testing.assert_allclose(incremental, generic, rtol=1e-10, atol=1e-10)
+
+
+def problem_generic_local_energy(problem):
+    from nqs_cli.problem import discrete_local_energy
+
+    return discrete_local_energy(problem.hamiltonian)(lambda p, x: problem.model.apply({"params": p}, x))
