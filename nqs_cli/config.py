@@ -146,7 +146,7 @@ class SamplerConfig:
 @dataclass(frozen=True)
 class SRConfig:
     diag_shift: float = opt(0.01, positive)
-    solver: str = opt("cholesky", one_of("cholesky", "cg", "auto"))
+    solver: str = opt("auto", one_of("cholesky", "cg", "auto"))
     mode: str = opt("auto", one_of("auto", "S", "minsr"))
 
 

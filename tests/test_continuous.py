@@ -1,0 +1,248 @@
+"""Continuous space: potentials, the fast DeepSets Laplacian, zero variance, observables."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nqs_cli import config
+from nqs_cli.continuous import (
+    ContinuousHamiltonian,
+    ParticleSpace,
+    aziz,
+    build_continuous_problem,
+    exact_energy,
+    gaussian_pair,
+    lennard_jones,
+)
+from nqs_cli.observables import observables
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"features_phi": [4, 4], "features_rho": [4]}
+
+
+def make_cfg(n=3, dims=1, extent=0.0, omega=1.0, mass=1.0, pair=None, model=None, **top):
+    raw = {
+        "space": {"n_particles": n, "dims": dims, "extent": extent, "mass": mass},
+        "hamiltonian": {"kind": "continuous", "trap_omega": omega},
+        "model": dict(model or {}),
+        "sampler": {"kind": "metropolis-gaussian", "n_chains": 2, "n_samples": 8},
+        **top,
+    }
+    if pair is not None:
+        raw["hamiltonian"]["pair"] = pair
+    return config.from_dict(raw, source="<test>")
+
+
+def perturbed_params(problem, scale=0.3, seed=0):
+    """Init params plus noise, so no layer is trivially zero and the envelope moves off a_init."""
+    params = problem.init_params(jax.random.key(seed))
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return jax.tree_util.tree_unflatten(tree, [p + scale * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)])
+
+
+def energies(problem):
+    """(fast E_loc, trace(jax.hessian) E_loc), both batched and jitted, one compile per problem."""
+    ham, inv_2m = problem.hamiltonian, 0.5 / problem.space.mass
+
+    def reference(params, x):
+        f = lambda y: problem.log_psi(params, y)  # noqa: E731
+        g = jax.grad(f)(x)
+        return -inv_2m * (jnp.trace(jax.hessian(f)(x)) + g @ g) + ham.potential(x)
+
+    batch = lambda fn: jax.jit(jax.vmap(fn, (None, 0)))  # noqa: E731
+    return batch(problem.local_energy), batch(reference)
+
+
+def spread_configs(space: ParticleSpace, n_configs: int, seed: int = 3) -> jax.Array:
+    """Box configurations with particles near a lattice, so pair distances stay O(L/N)."""
+    n, d = space.n_particles, space.dims
+    base = (np.arange(n)[:, None] + 0.5) / n * np.asarray(space.extent)[None, :]
+    rng = np.random.default_rng(seed)
+    jitter = rng.uniform(-0.2, 0.2, (n_configs, n, d)) * np.asarray(space.extent)[None, None, :] / n
+    return jnp.asarray((base[None] + jitter).reshape(n_configs, n * d))
+
+
+# --------------------------------------------------------------------------- space, potentials
+
+
+def test_particle_space_states_and_invariants():
+    box = ParticleSpace(4, 2, (3.0, 5.0))
+    x = jax.vmap(box.random_state)(jax.random.split(jax.random.key(0), 64))
+    assert x.shape == (64, 8) and box.periodic and box.n_dof == 8
+    xs = np.asarray(x).reshape(64, 4, 2)
+    assert (xs >= 0).all() and (xs[..., 0] < 3).all() and (xs[..., 1] < 5).all()
+    assert box.coordinate_extent == (3.0, 5.0) * 4
+    assert ParticleSpace(4, 2, (0.0, 0.0)).extent is None
+    with pytest.raises(ValueError):
+        ParticleSpace(4, 2, (1.0, 0.0))
+    trap = ParticleSpace(2000, 1, None, mass=4.0, trap_omega=1.0)
+    assert abs(float(jnp.std(trap.random_state(jax.random.key(1)))) - 0.5) < 0.03
+
+
+def test_pair_potential_values():
+    sigma, eps = 0.7, 2.5
+    r_min = 2 ** (1 / 6) * sigma
+    assert abs(float(lennard_jones(eps, sigma)(jnp.asarray(r_min))) + eps) < 1e-12
+    assert abs(float(lennard_jones(eps, sigma)(jnp.asarray(sigma)))) < 1e-12
+    assert abs(float(gaussian_pair(2.0, 0.5)(jnp.asarray(0.5))) - 2.0 * math.exp(-0.5)) < 1e-14
+    r = jnp.linspace(2.5, 3.5, 10001)
+    v = aziz()(r)
+    k = int(jnp.argmin(v))
+    assert abs(float(r[k]) - 2.9673) < 2e-3 and abs(float(v[k]) + 10.8) < 0.01
+    assert float(aziz()(jnp.asarray(2.0))) > 0  # repulsive core
+
+
+def test_minimum_image_trap_and_cutoff():
+    space = ParticleSpace(3, 1, (6.0,))
+    ham = ContinuousHamiltonian(space, 0.0, gaussian_pair(2.0, 0.5), cutoff=3.0)
+    x = jnp.asarray([0.1, 5.9, 3.0])
+    assert np.allclose(ham.pair_distances(x), [0.2, 2.9, 2.9])
+    expected = 2.0 * (math.exp(-0.02 / 0.25) + 2 * math.exp(-(2.9**2) / 0.5))
+    assert abs(float(ham.potential(x)) - expected) < 1e-13
+    cut = ContinuousHamiltonian(space, 0.0, gaussian_pair(2.0, 0.5), cutoff=1.0)
+    assert abs(float(cut.potential(x)) - 2.0 * math.exp(-0.02 / 0.25)) < 1e-13  # truncated, not shifted
+    trap = ContinuousHamiltonian(ParticleSpace(2, 2, None, mass=2.0), 0.5)
+    assert abs(float(trap.potential(jnp.asarray([1.0, 2.0, 0.0, -1.0]))) - 0.5 * 2.0 * 0.25 * 6.0) < 1e-14
+
+
+def test_default_cutoff_and_description():
+    box = build_continuous_problem(make_cfg(n=4, extent=8.0, omega=0.0, pair={"kind": "lennard-jones"}, model=TINY))
+    assert box.hamiltonian.cutoff == 4.0
+    assert "4 bosons in a 1D periodic box L=8" in box.description and "cut-off 4" in box.description
+    trap = build_continuous_problem(make_cfg(n=6, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model=TINY))
+    assert trap.hamiltonian.cutoff is None
+    assert trap.description == "6 bosons in a 1D harmonic trap (ω=1), gaussian pair g=2 σ=0.5"
+    over = build_continuous_problem(make_cfg(n=4, extent=8.0, omega=0.0, pair={"kind": "aziz", "cutoff": 2.5}, model=TINY))
+    assert over.hamiltonian.cutoff == 2.5
+
+
+def test_exact_energy():
+    assert exact_energy(make_cfg(n=6, dims=2, omega=0.5)) == 3.0
+    assert exact_energy(make_cfg(n=6, pair={"kind": "gaussian", "g": 2.0})) is None
+    assert exact_energy(make_cfg(n=6, extent=5.0, omega=0.0, model=TINY)) == 0.0
+    assert exact_energy(make_cfg(n=6, extent=5.0, omega=1.0, model=TINY)) is None
+    assert exact_energy(make_cfg(n=6, extent=5.0, omega=0.0, pair={"kind": "aziz"}, model=TINY)) is None
+
+
+# --------------------------------------------------------------------------- local energy
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_zero_variance_gaussian_ground_state(dims):
+    """ρ's output layer zeroed, envelope a = mω/2: E_loc ≡ N·D·ω/2 on both Laplacian paths."""
+    mass, omega, n = 2.0, 0.7, 3
+    cfg = make_cfg(n=n, dims=dims, mass=mass, omega=omega, model=TINY)
+    problem = build_continuous_problem(cfg)
+    params = perturbed_params(problem)
+    last = params["inner"]["DeepSetMLP_0"]["ds_rho"]
+    name = max(last)
+    last[name] = jax.tree_util.tree_map(jnp.zeros_like, last[name])
+    params["log_a"] = jnp.log(jnp.asarray(mass * omega / 2))
+    xs = 2.0 * jax.random.normal(jax.random.key(5), (16, n * dims))
+    generic = build_continuous_problem(cfg, fast=False)  # the forward-over-reverse path
+    expected = n * dims * omega / 2
+    assert exact_energy(cfg) == pytest.approx(expected)
+    for prob in (problem, generic):
+        e_loc = jax.jit(jax.vmap(prob.local_energy, (None, 0)))(params, xs)
+        assert np.abs(np.asarray(e_loc) - expected).max() < 1e-10
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(dims=1, model=TINY),
+        dict(dims=2, model=TINY, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}),
+        dict(dims=2, model={**TINY, "envelope": "none", "activation": "tanh"}),
+    ],
+    ids=["trap-1d", "trap-2d-pair", "no-envelope"],
+)
+def test_fast_laplacian_deepsets_equals_hessian(case):
+    problem = build_continuous_problem(make_cfg(n=4, **case))
+    params = perturbed_params(problem)
+    xs = jax.random.normal(jax.random.key(7), (8, problem.space.n_dof))
+    fast, reference = energies(problem)
+    e_fast, e_ref = np.asarray(fast(params, xs)), np.asarray(reference(params, xs))
+    assert np.abs(e_fast - e_ref).max() < 1e-10 * max(1.0, np.abs(e_ref).max())
+
+
+RELDIST = {"layers_phi": 2, "layers_rho": 2, "features_phi": 4, "features_rho": 4}
+
+
+@pytest.mark.parametrize(
+    "dims, extent, cusp",
+    [(1, 6.0, None), (2, [5.0, 4.0], 2)],
+    ids=["1d", "2d-cusp"],
+)
+def test_fast_laplacian_reldist_equals_hessian_and_is_periodic(dims, extent, cusp):
+    model = {**RELDIST, **({"cusp_exponent": cusp} if cusp else {})}
+    cfg = make_cfg(n=4, dims=dims, extent=extent, omega=0.0, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model=model)
+    problem = build_continuous_problem(cfg)
+    params = perturbed_params(problem)
+    xs = spread_configs(problem.space, 6)
+    fast, reference = energies(problem)
+    e_fast, e_ref = np.asarray(fast(params, xs)), np.asarray(reference(params, xs))
+    assert np.abs(e_fast - e_ref).max() < 1e-10 * max(1.0, np.abs(e_ref).max())
+    # shift particle 2 by one box length along each axis (and particle 0 by minus one)
+    box = np.atleast_1d(np.asarray(extent, dtype=float))
+    shift = np.zeros((4, dims))
+    shift[2] = box
+    shift[0, -1] = -box[-1]
+    e_shift = np.asarray(fast(params, xs + jnp.asarray(shift.reshape(-1))[None, :]))
+    assert np.abs(e_shift - e_fast).max() < 1e-10 * max(1.0, np.abs(e_fast).max())
+
+
+# --------------------------------------------------------------------------- observables
+
+
+def test_pair_correlation_of_ideal_gas_is_one():
+    cfg = make_cfg(n=8, dims=2, extent=[4.0, 6.0], omega=0.0, model=TINY)
+    rng = np.random.default_rng(0)
+    samples = rng.uniform(size=(4000, 8, 2)) * np.asarray([4.0, 6.0])
+    obs = observables(cfg, samples.reshape(4000, 16))
+    g = obs["pair_correlation"]
+    json.dumps(obs)
+    values, errors = np.asarray(g["values"]), np.asarray(g["errors"])
+    assert g["bin_centres"][-1] < 2.0 and len(values) == len(errors) == len(g["counts"])
+    assert abs(values.mean() - 1.0) < 0.01
+    assert np.all(np.abs(values - 1.0) < 5 * errors + 0.02)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_density_normalisation(dims):
+    cfg = make_cfg(n=5, dims=dims, model=TINY)
+    samples = np.random.default_rng(1).normal(size=(2000, 5 * dims))
+    d = observables(cfg, samples)["density"]
+    edges = np.asarray(d["bin_edges"])
+    if dims == 1:
+        measure = np.diff(edges)
+    else:
+        measure = np.diff(4 / 3 * math.pi * edges**3)
+    assert abs(np.sum(np.asarray(d["values"]) * measure) - 5.0) < 1e-9
+    assert sum(d["counts"]) == 2000 * 5
+    if dims == 1:  # a unit Gaussian: n(0) ≈ N/√(2π)
+        centre = np.asarray(d["values"])[np.argmin(np.abs(d["bin_centres"]))]
+        assert abs(centre - 5 / math.sqrt(2 * math.pi)) < 0.15
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+@pytest.mark.slow
+def test_harmonic_trap_config_converges(tmp_path):
+    from typer.testing import CliRunner
+
+    from nqs_cli.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(ROOT / "configs/harmonic_trap.toml"), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert abs(res["energy"] - 3.0) <= 1e-3
+    assert res["variance"] < 1e-3
