@@ -145,7 +145,7 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class SRConfig:
-    diag_shift: float = opt(0.01, positive)
+    diag_shift: float = opt(None, positive)
     solver: str = opt("auto", one_of("cholesky", "cg", "auto"))
     mode: str = opt("auto", one_of("auto", "S", "minsr"))
 
@@ -153,8 +153,8 @@ class SRConfig:
 @dataclass(frozen=True)
 class OptimizerConfig:
     kind: str = opt("sgd", one_of("sgd", "adam"))
-    learning_rate: float = opt(0.02, positive)
-    sr: SRConfig | None = opt(SRConfig())
+    learning_rate: float = opt(None, positive)
+    sr: SRConfig | None = opt(SRConfig())  # on by default; `sr = false` turns it off
 
 
 @dataclass(frozen=True)
@@ -488,13 +488,14 @@ def resolve(cfg: Config, p: _Parser) -> Config:
             )
         sweep_default = cfg.n_sites
     sampler = _fill(sampler, sweep_size=sweep_default)
+    optimizer = _optimizer_defaults(cfg.optimizer, "continuous" if cfg.is_continuous else "lattice")
     if sampler.n_samples % sampler.n_chains:
         rounded = -(-sampler.n_samples // sampler.n_chains) * sampler.n_chains
         notes.append(f"sampler.n_samples rounded up from {sampler.n_samples} to {rounded}, a multiple of sampler.n_chains = {sampler.n_chains}")
         sampler = dataclasses.replace(sampler, n_samples=rounded)
     if cfg.train.checkpoint_every > cfg.train.n_iter and "train.checkpoint_every" in p.explicit:
         notes.append("train.checkpoint_every exceeds train.n_iter: only the final checkpoint is written")
-    cfg = dataclasses.replace(cfg, model=model, sampler=sampler, explicit=frozenset(p.explicit), notes=tuple(notes))
+    cfg = dataclasses.replace(cfg, model=model, sampler=sampler, optimizer=optimizer, explicit=frozenset(p.explicit), notes=tuple(notes))
     _check_kinds(cfg, p)
     return cfg
 
@@ -513,6 +514,22 @@ def _check_kinds(cfg: Config, p: _Parser) -> None:
         kinds = f.metadata.get("kinds")
         if kinds is not None and kind is not None and kind not in kinds:
             p.fail(key, f'not a key of {parts[0]} kind "{kind}" (it belongs to {", ".join(kinds)})')
+
+
+# Tuned at the design budget (300 iterations, ~1000 samples, SGD + SR): lattice RBMs on the
+# Bose-Hubbard and spin-1 chains, DeepSets on the harmonic trap with and without repulsion.
+OPTIMIZER_DEFAULTS = {
+    "lattice": {"sgd": 0.02, "adam": 0.002, "diag_shift": 0.01},
+    "continuous": {"sgd": 0.05, "adam": 0.002, "diag_shift": 0.001},
+}
+
+
+def _optimizer_defaults(opt: OptimizerConfig, family: str) -> OptimizerConfig:
+    table = OPTIMIZER_DEFAULTS[family]
+    opt = _fill(opt, learning_rate=table[opt.kind])
+    if opt.sr is not None:
+        opt = dataclasses.replace(opt, sr=_fill(opt.sr, diag_shift=table["diag_shift"]))
+    return opt
 
 
 def _fill(section, **defaults):

@@ -193,8 +193,23 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
     if int(state.step) != last_saved or status == "completed":
         rd.save_checkpoint(path, state, chash, final=status == "completed")
     reason = stop.reason if status == "interrupted" else None
+    if status == "completed" and cfg.is_continuous:
+        write_observables(path, problem, state)
     result = write_result(path, cfg, status, exact, compile_s, iter_times, int(state.step), reason=reason)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
+
+
+def write_observables(path: Path, problem, state) -> None:
+    """Density profile (trap) or g(r) (box) from one more sampling pass of the final state."""
+    from nqs_cli.observables import observables
+    from nqs_cli.sampler import make_sampler
+
+    s = problem.cfg.sampler
+    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 4 * s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size))
+    _, samples, _ = sample(state.params, state.chains, jax.random.key(problem.cfg.seed + 7))
+    # chain-major order keeps each chain's samples consecutive, as the blocking errors assume
+    flat = np.asarray(samples).reshape(-1, samples.shape[-1])
+    rd.atomic_write_json(path / "observables.json", observables(problem.cfg, flat))
 
 
 def write_result(path: Path, cfg, status: str, exact, compile_s, iter_times, step: int, reason: str | None = None) -> dict:
