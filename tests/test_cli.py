@@ -89,13 +89,26 @@ def test_exact_matches_reference(tmp_path):
     assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(-3.9739226507, abs=1e-8)
 
 
-@pytest.mark.parametrize("model, total", [("rbm-multival", 1088)])
+# NetKet 3.23 counts (tests/fixtures/netket_models.json): RBMMultiVal L=8 C=4 α=1 → 1088;
+# DeepSetMLP φ=(16,16) ρ=(16,) → 593, plus our Gaussian envelope's one width → 594;
+# DeepSetRelDistance layers 2/2, features 16 (cusp parameter included) → 596.
+@pytest.mark.parametrize("model, total", [("rbm-multival", 1088), ("deepsets", 594), ("deepsets-reldist", 596)])
 def test_summary_builtin_model(model, total):
     result = runner.invoke(app, ["summary", "--model", model])
     assert result.exit_code == 0, result.output
     assert "built-in default system" in result.output
     assert f"total parameters: {total}" in result.output
     assert "\x1b[" not in result.output  # piped: no escape codes
+
+
+def test_summary_of_a_config_with_depth(tmp_path):
+    cfg = tmp_path / "bh.toml"
+    cfg.write_text(TINY_BH)
+    result = runner.invoke(app, ["summary", str(cfg), "--depth", "1", "--set", "model.alpha=2"])
+    assert result.exit_code == 0, result.output
+    # L=4, n_max=3: one-hot width 16, α=2 → 16·32 + 32 + 16
+    assert "total parameters: 560" in result.output
+    assert "RBMMultiVal" in result.output
 
 
 def test_summary_rejects_unknown_model():

@@ -82,6 +82,24 @@ class _MLP(nn.Module):
         return x
 
 
+def _make_mlp(block: "DeepSetBlock", features: Features, output_activation: Callable | None) -> _MLP | None:
+    """One half of a DeepSetBlock (a plain function: flax would record a method as a call)."""
+    hidden, out = _split_features(features)
+    if out is None:
+        return None
+    return _MLP(
+        hidden_dims=hidden,
+        output_dim=out,
+        hidden_activation=block.hidden_activation,
+        output_activation=output_activation,
+        use_bias=block.use_bias,
+        param_dtype=block.param_dtype,
+        kernel_init=block.kernel_init,
+        bias_init=block.bias_init,
+        precision=block.precision,
+    )
+
+
 class DeepSetBlock(nn.Module):
     """f(x) = ρ(pooling_i φ(x_i)), NetKet's `nn.blocks.DeepSetMLP`: (..., N, D) -> (..., F_ρ).
 
@@ -101,25 +119,9 @@ class DeepSetBlock(nn.Module):
     bias_init: Any = zeros
     precision: Any = None
 
-    def _mlp(self, features: Features, output_activation: Callable | None) -> _MLP | None:
-        hidden, out = _split_features(features)
-        if out is None:
-            return None
-        return _MLP(
-            hidden_dims=hidden,
-            output_dim=out,
-            hidden_activation=self.hidden_activation,
-            output_activation=output_activation,
-            use_bias=self.use_bias,
-            param_dtype=self.param_dtype,
-            kernel_init=self.kernel_init,
-            bias_init=self.bias_init,
-            precision=self.precision,
-        )
-
     def setup(self):
-        self.ds_phi = self._mlp(self.features_phi, self.hidden_activation)
-        self.ds_rho = self._mlp(self.features_rho, self.output_activation)
+        self.ds_phi = _make_mlp(self, self.features_phi, self.hidden_activation)
+        self.ds_rho = _make_mlp(self, self.features_rho, self.output_activation)
 
     def phi(self, x: jax.Array) -> jax.Array:
         """φ on coordinates: (..., D) -> (..., F_φ); the identity if features_phi is None."""
