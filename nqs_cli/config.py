@@ -165,6 +165,7 @@ class TrainConfig:
     nonfinite_patience: int = opt(5, at_least(1))
     final_window: int = opt(50, at_least(1))
     exact_energy: bool = opt(True)
+    chunk_size: int | None = opt(None, at_least(1))  # samples per chunk of local-energy / Jacobian evaluation
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,14 @@ class DenseJacobian:
         return self.o_bar.T @ y
 
 
-def dense_jacobian(log_psi, params, samples: jax.Array) -> DenseJacobian:
-    """Per-sample gradients of log ψ, flattened with ravel_pytree, centred and scaled."""
+def dense_jacobian(log_psi, params, samples: jax.Array, chunk_size: int | None = None) -> DenseJacobian:
+    """Per-sample gradients of log ψ, flattened with ravel_pytree, centred and scaled
+    (evaluated ``chunk_size`` samples at a time when set)."""
 
     def row(x):
         return ravel_pytree(jax.grad(log_psi)(params, x))[0]
 
-    jac = jax.vmap(row)(samples)
+    jac = jax.vmap(row)(samples) if chunk_size is None else jax.lax.map(row, samples, batch_size=chunk_size)
     n = samples.shape[0]
     o_bar = (jac - jnp.mean(jac, axis=0, keepdims=True)) / jnp.sqrt(jnp.asarray(n, jac.dtype))
     return DenseJacobian(o_bar=o_bar)

@@ -32,13 +32,13 @@ class Problem:
     structured_jacobian: Callable | None = None  # (model, params, samples) -> Jacobian map
     fast_log_psi: Callable | None = None  # (params, x) -> log ψ(x), same value as the module
 
-    def jacobian(self, params, samples, dense: bool = False):
+    def jacobian(self, params, samples, dense: bool = False, chunk_size: int | None = None):
         """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see jacobians.py."""
         if self.structured_jacobian is not None and not dense:
             return self.structured_jacobian(self.model, params, samples)
         from nqs_cli.jacobians import dense_jacobian
 
-        return dense_jacobian(self.log_psi, params, samples)
+        return dense_jacobian(self.log_psi, params, samples, chunk_size=chunk_size)
 
     def log_psi(self, params, x):
         if self.fast_log_psi is not None:

@@ -61,6 +61,14 @@ def n_parameters(params) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
 
+def chunked_map(fn, chunk_size: int | None):
+    """``(params, xs) -> vmap(fn)(params, xs)``, evaluated ``chunk_size`` samples at a time
+    (bounding the memory of the intermediates) when ``chunk_size`` is set."""
+    if chunk_size is None:
+        return jax.vmap(fn, (None, 0))
+    return lambda params, xs: jax.lax.map(lambda x: fn(params, x), xs, batch_size=chunk_size)
+
+
 def make_train_step(problem):
     """The compiled VMC iteration ``(state, key) -> (state, stats)``."""
     cfg = problem.cfg
@@ -69,7 +77,7 @@ def make_train_step(problem):
     sample = make_sampler(problem.log_psi, problem.rule, n_per_chain, s.n_discard_per_chain, s.sweep_size)
     tx = make_optimizer(cfg)
     sr_cfg = cfg.optimizer.sr
-    batched_e_loc = jax.vmap(problem.local_energy, (None, 0))
+    batched_e_loc = chunked_map(problem.local_energy, cfg.train.chunk_size)
 
     def step(state: VMCState, key):
         chains, samples, acceptance = sample(state.params, state.chains, key)
@@ -78,7 +86,7 @@ def make_train_step(problem):
         st = statistics(e_loc.reshape(samples.shape[:2]).real)
         flat_params, unravel = ravel_pytree(state.params)
         dense = sr_cfg is not None and sr.needs_dense_jacobian(sr_cfg.mode, sr_cfg.solver, flat.shape[0], flat_params.size)
-        jac = problem.jacobian(state.params, flat, dense=dense)
+        jac = problem.jacobian(state.params, flat, dense=dense, chunk_size=cfg.train.chunk_size)
         eps = sr.centered_energies(e_loc, flat_params.dtype)
         grad = sr.energy_gradient(jac, eps)
         if sr_cfg is None:

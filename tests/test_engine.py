@@ -234,3 +234,16 @@ def problem_generic_local_energy(problem):
     from nqs_cli.problem import discrete_local_energy
 
     return discrete_local_energy(problem.hamiltonian)(lambda p, x: problem.model.apply({"params": p}, x))
+
+
+def test_chunked_evaluation_equals_unchunked():
+    from nqs_cli.train import chunked_map
+
+    problem = tiny("heisenberg")
+    params = random_params(problem)
+    xs = jnp.asarray(problem.space.all_states())
+    full = jax.vmap(problem.local_energy, (None, 0))(params, xs)
+    np.testing.assert_allclose(chunked_map(problem.local_energy, 7)(params, xs), full, rtol=1e-13, atol=1e-13)
+    dense = dense_jacobian(problem.log_psi, params, xs)
+    chunked = problem.jacobian(params, xs, dense=True, chunk_size=5)
+    np.testing.assert_allclose(chunked.o_bar, dense.o_bar, rtol=1e-13, atol=1e-13)
