@@ -5,7 +5,13 @@ Exit codes: 0 success; 1 run failed; 2 bad input; 130 interrupted (checkpoint wr
 
 from __future__ import annotations
 
-import copy
+import os
+
+# One BLAS thread: jaxlib's CPU Cholesky calls OpenBLAS, whose threads otherwise fight XLA's
+# own thread pool (a 1008² factorisation then varies from 0.03 to 0.8 s on 2 cores).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import copy  # noqa: E402
 import json
 import sys
 from pathlib import Path

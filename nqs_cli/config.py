@@ -464,7 +464,7 @@ def resolve(cfg: Config, p: _Parser) -> Config:
         if sampler.kind != "metropolis-gaussian":
             p.fail("sampler.kind", f'"{sampler.kind}" is a lattice sampler; particles in [space] use "metropolis-gaussian"')
         if sampler.sigma is None:
-            scale = min(extent) / 10 if periodic else 0.5 / math.sqrt(ham.trap_omega * space.mass)
+            scale = min(extent) / 20 if periodic else 0.5 / math.sqrt(ham.trap_omega * space.mass)
             sampler = dataclasses.replace(sampler, sigma=round(scale, 6))
         sweep_default = space.n_particles
     else:
@@ -489,7 +489,8 @@ def resolve(cfg: Config, p: _Parser) -> Config:
             )
         sweep_default = cfg.n_sites
     sampler = _fill(sampler, sweep_size=sweep_default)
-    optimizer = _optimizer_defaults(cfg.optimizer, "continuous" if cfg.is_continuous else "lattice")
+    family = "lattice" if not cfg.is_continuous else ("box" if any(e > 0 for e in cfg.space.extent) else "trap")
+    optimizer = _optimizer_defaults(cfg.optimizer, family)
     if sampler.n_samples % sampler.n_chains:
         rounded = -(-sampler.n_samples // sampler.n_chains) * sampler.n_chains
         notes.append(f"sampler.n_samples rounded up from {sampler.n_samples} to {rounded}, a multiple of sampler.n_chains = {sampler.n_chains}")
@@ -519,9 +520,11 @@ def _check_kinds(cfg: Config, p: _Parser) -> None:
 
 # Tuned at the design budget (300 iterations, ~1000 samples, SGD + SR): lattice RBMs on the
 # Bose-Hubbard and spin-1 chains, DeepSets on the harmonic trap with and without repulsion.
+# A periodic box (DeepSetRelDistance) freezes its chains at the trap's settings: smaller steps.
 OPTIMIZER_DEFAULTS = {
     "lattice": {"sgd": 0.02, "adam": 0.002, "diag_shift": 0.01},
-    "continuous": {"sgd": 0.05, "adam": 0.002, "diag_shift": 0.001},
+    "trap": {"sgd": 0.05, "adam": 0.002, "diag_shift": 0.001},
+    "box": {"sgd": 0.02, "adam": 0.002, "diag_shift": 0.01},
 }
 
 

@@ -198,7 +198,9 @@ def load_checkpoint(path: Path, template, config_hash: str | None):
     if config_hash is not None and payload.get("config_hash") != config_hash:
         raise RunDirError(f"{path}: checkpoint belongs to a different problem (config hash differs)")
     try:
-        return serialization.from_state_dict(template, payload["state"])
+        import jax
+
+        return jax.device_put(serialization.from_state_dict(template, payload["state"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise RunDirError(f"{path}: checkpoint does not match this model/sampler ({exc})") from None
 
