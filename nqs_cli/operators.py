@@ -147,6 +147,23 @@ class BondHamiltonian:
         diag = jnp.sum(t["diag"][rows]) + jnp.sum(t["onsite"][x])
         return sites, new, jnp.concatenate([diag[None], mel])
 
+    def random_connection(self, key: jax.Array, x: jax.Array):
+        """A uniformly random nonzero off-diagonal connection of ``x``, without building all K.
+
+        Returns ``(x_new, n_conn_x)``; ``x_new = x`` when ``x`` has no connection.
+        """
+        t, x = self._jnp_tables, jnp.asarray(x, jnp.int32)
+        rows = _rows(t, x, self.local_dim)
+        counts = t["count"][rows]
+        cumulative = jnp.cumsum(counts)
+        total = cumulative[-1]
+        r = jax.random.randint(key, (), 0, jnp.maximum(total, 1))
+        e = jnp.searchsorted(cumulative, r, side="right")
+        m = r - (cumulative[e] - counts[e])
+        row = rows[e]
+        x_new = x.at[t["i"][e]].set(t["new_i"][row, m]).at[t["j"][e]].set(t["new_j"][row, m])
+        return jnp.where(total > 0, x_new, x), total
+
     def n_conn(self, x: jax.Array) -> jax.Array:
         """Number of nonzero off-diagonal connected elements of ``x``; int32 scalar."""
         t = self._jnp_tables

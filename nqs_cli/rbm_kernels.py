@@ -46,22 +46,39 @@ def log_psi(model, params, x: jax.Array) -> jax.Array:
     return jnp.sum(log_cosh(th)) + jnp.sum(visible_term(model, params, idx))
 
 
-def local_energy(model, hamiltonian):
-    """E_loc(x) = Σ_k H_{x,x'_k} ψ(x'_k)/ψ(x) with O(H) updates of θ per connected element."""
+def delta_tables(model, params):
+    """Change of θ (L, C, C, H) and of the visible term (L, C, C) when site s goes a → a'."""
+    inner = params["RBM"]
+    kernel = inner["Dense"]["kernel"]
     c = model.n_classes
+    w = kernel.reshape(-1, c, kernel.shape[-1])  # (L, C, H), site-major one-hot rows
+    d_theta = w[:, None, :, :] - w[:, :, None, :]
+    if model.use_visible_bias:
+        a = inner["visible_bias"].reshape(-1, c)
+        d_vis = a[:, None, :] - a[:, :, None]
+    else:
+        d_vis = jnp.zeros(d_theta.shape[:3], kernel.dtype)
+    return d_theta, d_vis
+
+
+def local_energy(model, hamiltonian):
+    """E_loc(x) = Σ_k H_{x,x'_k} ψ(x'_k)/ψ(x) with O(H) updates of θ per connected element.
+
+    The per-site change tables depend on the parameters only, so under ``vmap`` over
+    samples they are built once per evaluation, not once per sample.
+    """
 
     def e_loc(params, x):
-        kernel = params["RBM"]["Dense"]["kernel"]
+        d_theta, d_vis = delta_tables(model, params)
         sites, new, mels = hamiltonian.get_conn_changes(x)  # (K, 2), (K, 2), (K,)
-        old_idx = sites * c + x[sites]
-        new_idx = sites * c + new
+        old = x[sites]
         th = theta(model, params, x)
-        d_theta = jnp.sum(kernel[new_idx] - kernel[old_idx], axis=1)  # (K, H)
-        d_log = jnp.sum(log_cosh(th[None, :] + d_theta) - log_cosh(th)[None, :], axis=1)
-        d_log = d_log + jnp.sum(visible_term(model, params, new_idx) - visible_term(model, params, old_idx), axis=1)
+        shift = d_theta[sites[:, 0], old[:, 0], new[:, 0]] + d_theta[sites[:, 1], old[:, 1], new[:, 1]]  # (K, H)
+        d_log = jnp.sum(log_cosh(th[None, :] + shift) - log_cosh(th)[None, :], axis=1)
+        d_log = d_log + d_vis[sites[:, 0], old[:, 0], new[:, 0]] + d_vis[sites[:, 1], old[:, 1], new[:, 1]]
         return jnp.sum(mels * jnp.exp(d_log))
 
     return e_loc
 
 
-__all__ = ["theta", "log_psi", "local_energy"]
+__all__ = ["theta", "log_psi", "local_energy", "delta_tables"]

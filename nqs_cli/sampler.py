@@ -68,14 +68,10 @@ class HamiltonianRule:
     operator: Any  # BondHamiltonian: get_conn_padded, n_conn
 
     def propose(self, key, x):
-        xp, mels = self.operator.get_conn_padded(x)
-        valid = mels[1:] != 0
-        n_here = jnp.sum(valid)
-        logits = jnp.where(valid, 0.0, -jnp.inf)
-        pick = jax.random.categorical(key, jnp.where(n_here > 0, logits, 0.0))
-        x_new = jnp.where(n_here > 0, xp[1 + pick], x)
+        x_new, n_here = self.operator.random_connection(key, x)
         n_there = self.operator.n_conn(x_new)
-        log_q = jnp.where(n_here > 0, jnp.log(n_here.astype(_zero().dtype)) - jnp.log(jnp.maximum(n_there, 1).astype(_zero().dtype)), 0.0)
+        dtype = _zero().dtype
+        log_q = jnp.where(n_here > 0, jnp.log(n_here.astype(dtype)) - jnp.log(jnp.maximum(n_there, 1).astype(dtype)), 0.0)
         return x_new.astype(x.dtype), log_q
 
 
