@@ -125,7 +125,7 @@ class NqsSide:
         from nqs_cli.sampler import make_sampler
 
         s, p = self.cfg.sampler, self.problem
-        sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size))
+        sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, p.evaluator))
         e_loc = jax.jit(jax.vmap(p.local_energy, (None, 0)))
         return sample, e_loc
 
@@ -252,7 +252,7 @@ def run_throughput(case, reps: int, overrides: list[str]) -> dict:
     nqs = NqsSide(case.nqs_raw(), overrides)
     nk = NetketSide(case.netket)
     s, p = nqs.cfg.sampler, nqs.problem
-    sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size))
+    sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, p.evaluator))
     e_loc = jax.jit(jax.vmap(p.local_energy, (None, 0)))
     params, chains = nqs.state.params, nqs.state.chains
     vs = nk.vstate

@@ -148,6 +148,7 @@ class SRConfig:
     diag_shift: float = opt(None, positive)
     solver: str = opt("auto", one_of("cholesky", "cg", "auto"))
     mode: str = opt("auto", one_of("auto", "S", "minsr"))
+    tol: float = opt(1e-5, lambda v: None if 0 < v < 1 else "between 0 and 1")  # CG relative residual
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     seed = cfg.seed + 1_000_003 if seed is None else seed
     k_chains, k_sample = jax.random.split(jax.random.key(seed))
     chains = init_chains(problem.log_psi, state.params, problem.random_state, k_chains, s.n_chains)
-    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, n_per_chain, EVAL_DISCARD_SWEEPS, s.sweep_size))
+    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, n_per_chain, EVAL_DISCARD_SWEEPS, s.sweep_size, problem.evaluator))
     _, samples, acceptance = sample(state.params, chains, k_sample)
     e_loc = jax.jit(chunked_map(problem.local_energy, cfg.train.chunk_size))(state.params, samples.reshape((-1, samples.shape[-1])))
     st = statistics(e_loc.reshape(samples.shape[:2]).real)

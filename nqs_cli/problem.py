@@ -31,6 +31,7 @@ class Problem:
     description: str
     structured_jacobian: Callable | None = None  # (model, params, samples) -> Jacobian map
     fast_log_psi: Callable | None = None  # (params, x) -> log ψ(x), same value as the module
+    evaluator: Any = None  # sampler amplitude evaluator (sampler.FullEvaluation when None)
 
     def jacobian(self, params, samples, dense: bool = False, chunk_size: int | None = None):
         """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see jacobians.py."""
@@ -184,6 +185,12 @@ class RBMFastKernels:
         energy = rbm_kernels.local_energy(model, hamiltonian)
         return lambda log_psi: energy
 
+    @staticmethod
+    def evaluator(model):
+        from nqs_cli import rbm_kernels
+
+        return rbm_kernels.RBMIncremental(model, max_changes=2)
+
 
 FAST_KERNELS = {"rbm-multival": RBMFastKernels}
 SPACES = {"fock": build_fock, "spin": build_spin}
@@ -233,4 +240,5 @@ def build_problem(cfg: Config) -> Problem:
         description=describe_discrete(cfg),
         structured_jacobian=STRUCTURED_JACOBIANS.get(cfg.model.kind),
         fast_log_psi=partial(fast.log_psi, model) if fast else None,
+        evaluator=fast.evaluator(model) if fast else None,
     )

@@ -81,4 +81,34 @@ def local_energy(model, hamiltonian):
     return e_loc
 
 
-__all__ = ["theta", "log_psi", "local_energy", "delta_tables"]
+class RBMIncremental:
+    """Sampler amplitude evaluator: keeps (θ, visible term) per chain and updates them in
+    O(H) for moves that change at most ``max_changes`` sites (hops, exchanges, local moves).
+    """
+
+    def __init__(self, model, max_changes: int = 2):
+        self.model = model
+        self.max_changes = max_changes
+
+    def prepare(self, params):
+        return params, *delta_tables(self.model, params)
+
+    def init(self, ctx, x):
+        params = ctx[0]
+        _, idx = _kernel_rows(self.model, params, x)
+        th, vis = theta(self.model, params, x), jnp.sum(visible_term(self.model, params, idx))
+        return jnp.sum(log_cosh(th)) + vis, (th, vis)
+
+    def update(self, ctx, cache, x, x_new):
+        _, d_theta, d_vis = ctx
+        th, vis = cache
+        changed = x_new != x
+        (sites,) = jnp.nonzero(changed, size=self.max_changes, fill_value=0)
+        valid = (jnp.arange(self.max_changes) < jnp.sum(changed)).astype(th.dtype)
+        old, new = x[sites], x_new[sites]
+        th = th + valid @ d_theta[sites, old, new]
+        vis = vis + valid @ d_vis[sites, old, new]
+        return jnp.sum(log_cosh(th)) + vis, (th, vis)
+
+
+__all__ = ["theta", "log_psi", "local_energy", "delta_tables", "RBMIncremental"]

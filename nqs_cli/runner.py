@@ -205,7 +205,7 @@ def write_observables(path: Path, problem, state) -> None:
     from nqs_cli.sampler import make_sampler
 
     s = problem.cfg.sampler
-    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 4 * s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size))
+    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 4 * s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, problem.evaluator))
     _, samples, _ = sample(state.params, state.chains, jax.random.key(problem.cfg.seed + 7))
     # chain-major order keeps each chain's samples consecutive, as the blocking errors assume
     flat = np.asarray(samples).reshape(-1, samples.shape[-1])

@@ -105,39 +105,68 @@ def init_chains(log_psi: LogPsi, params, random_state: Callable, key, n_chains: 
     return ChainState(x=x, log_psi=jax.vmap(log_psi, (None, 0))(params, x))
 
 
-def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int):
+@dataclass(frozen=True, eq=False)
+class FullEvaluation:
+    """Evaluates log ψ of every proposal from scratch (the default amplitude evaluator).
+
+    An evaluator has ``prepare(params) -> ctx`` (once per sampling call),
+    ``init(ctx, x) -> (log ψ(x), cache)`` (per chain) and ``update(ctx, cache, x, x_new) ->
+    (log ψ(x_new), cache_new)``; see rbm_kernels.RBMIncremental for a cached one.
+    """
+
+    log_psi: LogPsi
+
+    def prepare(self, params):
+        return params
+
+    def init(self, params, x):
+        return self.log_psi(params, x), ()
+
+    def update(self, params, cache, x, x_new):
+        return self.log_psi(params, x_new), ()
+
+
+def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int, evaluator=None):
     """Returns ``sample(params, chains, key) -> (chains, samples, acceptance)``.
 
     samples: (n_chains, n_per_chain, n_dof); acceptance: fraction of accepted moves over all
-    ``(n_discard + n_per_chain) * sweep_size`` steps of this call.
+    ``(n_discard + n_per_chain) * sweep_size`` steps of this call. ``evaluator`` (default:
+    ``FullEvaluation(log_psi)``) may keep a per-chain cache to update log ψ incrementally;
+    the cache lives only inside one call, since the parameters change between calls.
     """
-    batched_log_psi = jax.vmap(log_psi, (None, 0))
+    evaluator = evaluator or FullEvaluation(log_psi)
     batched_propose = jax.vmap(rule.propose)
+    batched_update = jax.vmap(evaluator.update, (None, 0, 0, 0))
 
-    def metropolis_step(params, carry, key):
-        chains, n_acc = carry
+    def metropolis_step(ctx, carry, key):
+        chains, cache, n_acc = carry
         k_prop, k_acc = jax.random.split(key)
         n_chains = chains.x.shape[0]
         x_new, log_q = batched_propose(jax.random.split(k_prop, n_chains), chains.x)
-        lp_new = batched_log_psi(params, x_new)
+        lp_new, cache_new = batched_update(ctx, cache, chains.x, x_new)
         log_ratio = 2.0 * jnp.real(lp_new - chains.log_psi) + log_q
         u = jax.random.uniform(k_acc, (n_chains,), dtype=log_ratio.dtype)
         accept = jnp.log(u) < log_ratio
         x = jnp.where(accept[:, None], x_new, chains.x)
         lp = jnp.where(accept, lp_new, chains.log_psi)
-        return (ChainState(x=x, log_psi=lp), n_acc + jnp.sum(accept, dtype=n_acc.dtype)), None
+        cache = jax.tree_util.tree_map(lambda new, old: jnp.where(accept.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), cache_new, cache)
+        return (ChainState(x=x, log_psi=lp), cache, n_acc + jnp.sum(accept, dtype=n_acc.dtype)), None
 
-    def sweep(params, carry, key):
-        carry, _ = jax.lax.scan(lambda c, k: metropolis_step(params, c, k), carry, jax.random.split(key, sweep_size))
+    def sweep(ctx, carry, key):
+        carry, _ = jax.lax.scan(lambda c, k: metropolis_step(ctx, c, k), carry, jax.random.split(key, sweep_size))
         return carry, carry[0].x
 
     def sample(params, chains: ChainState, key):
         k_discard, k_keep = jax.random.split(key)
-        carry = (chains, jnp.zeros((), jnp.int32))
+        ctx = evaluator.prepare(params)
+        # log ψ of the current positions under the CURRENT parameters (they changed since the last call)
+        log_psi_now, cache = jax.vmap(evaluator.init, (None, 0))(ctx, chains.x)
+        chains = ChainState(x=chains.x, log_psi=log_psi_now.astype(chains.log_psi.dtype))
+        carry = (chains, cache, jnp.zeros((), jnp.int32))
         if n_discard > 0:
-            carry, _ = jax.lax.scan(lambda c, k: sweep(params, c, k), carry, jax.random.split(k_discard, n_discard))
-        carry, xs = jax.lax.scan(lambda c, k: sweep(params, c, k), carry, jax.random.split(k_keep, n_per_chain))
-        chains, n_acc = carry
+            carry, _ = jax.lax.scan(lambda c, k: sweep(ctx, c, k), carry, jax.random.split(k_discard, n_discard))
+        carry, xs = jax.lax.scan(lambda c, k: sweep(ctx, c, k), carry, jax.random.split(k_keep, n_per_chain))
+        chains, _, n_acc = carry
         n_steps = (n_discard + n_per_chain) * sweep_size * chains.x.shape[0]
         samples = jnp.swapaxes(xs, 0, 1)
         return chains, samples, n_acc / n_steps

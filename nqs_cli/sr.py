@@ -34,38 +34,54 @@ def energy_gradient(jac, eps: jax.Array) -> jax.Array:
     return 2.0 * jac.transpose_apply(eps)
 
 
-def resolve_mode(mode: str, n_samples: int, n_params: int) -> str:
-    if mode == "auto":
-        return "minsr" if n_samples < n_params else "S"
-    return mode
-
-
 def resolve_solver(solver: str, dim: int) -> str:
     if solver == "auto":
         return "cholesky" if dim <= CHOLESKY_MAX_DIM else "cg"
     return solver
 
 
+def resolve(mode: str, solver: str, n_samples: int, n_params: int) -> tuple[str, str]:
+    """(form, solver) for ``mode``/``solver`` = "auto".
+
+    A direct (Cholesky) solve works in the smaller space: sample space (minSR) when
+    n_samples < n_params. Conjugate gradients need only products with Ō and Ōᵀ, which
+    cost the same in both forms; there the parameter-space form is used, because its
+    residual is measured on the update itself and it stops after fewer iterations.
+    """
+    small = min(n_samples, n_params)
+    if mode != "auto":
+        return mode, resolve_solver(solver, n_samples if mode == "minsr" else n_params)
+    solver = resolve_solver(solver, small)
+    if solver == "cholesky":
+        return ("minsr" if n_samples < n_params else "S"), solver
+    return "S", solver
+
+
+def resolve_mode(mode: str, n_samples: int, n_params: int, solver: str = "cholesky") -> str:
+    return resolve(mode, solver, n_samples, n_params)[0]
+
+
 def needs_dense_jacobian(mode: str, solver: str, n_samples: int, n_params: int) -> bool:
     """Only the parameter-space Cholesky form needs the P × P matrix, hence a dense Ō."""
-    mode = resolve_mode(mode, n_samples, n_params)
-    return mode == "S" and resolve_solver(solver, n_params) == "cholesky"
+    return resolve(mode, solver, n_samples, n_params) == ("S", "cholesky")
 
 
-def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky") -> jax.Array:
-    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε, computed in parameter space ("S") or sample space ("minsr")."""
+def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky", tol: float = 1e-10) -> jax.Array:
+    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε, computed in parameter space ("S") or sample space ("minsr").
+
+    ``tol``: relative residual at which conjugate gradients stop (ignored by Cholesky).
+    """
     n, p = jac.shape
-    mode = resolve_mode(mode, n, p)
-    solver = resolve_solver(solver, n if mode == "minsr" else p)
+    mode, solver = resolve(mode, solver, n, p)
     if mode == "minsr":
         if solver == "cg":
-            x = _cg(lambda v: jac.apply(jac.transpose_apply(v)) + diag_shift * v, eps)
+            x = _cg(lambda v: jac.apply(jac.transpose_apply(v)) + diag_shift * v, eps, tol)
         else:
             x = _cholesky(jac.gram(), eps, diag_shift)
         return 2.0 * jac.transpose_apply(x)
     g = energy_gradient(jac, eps)
     if solver == "cg":
-        return _cg(lambda v: jac.transpose_apply(jac.apply(v)) + diag_shift * v, g)
+        return _cg(lambda v: jac.transpose_apply(jac.apply(v)) + diag_shift * v, g, tol)
     return _cholesky(jac.s_matrix(), g, diag_shift)
 
 
@@ -75,8 +91,7 @@ def _cholesky(mat, rhs, diag_shift):
     return jax.scipy.linalg.cho_solve(factor, rhs)
 
 
-def _cg(matvec, rhs):
-    tol = 1e-8 if rhs.dtype == jnp.float64 else 1e-5
+def _cg(matvec, rhs, tol):
     x, _ = jax.scipy.sparse.linalg.cg(matvec, rhs, tol=tol, maxiter=4 * rhs.shape[0])
     return x
 

@@ -74,7 +74,7 @@ def make_train_step(problem):
     cfg = problem.cfg
     s = cfg.sampler
     n_per_chain = s.n_samples // s.n_chains
-    sample = make_sampler(problem.log_psi, problem.rule, n_per_chain, s.n_discard_per_chain, s.sweep_size)
+    sample = make_sampler(problem.log_psi, problem.rule, n_per_chain, s.n_discard_per_chain, s.sweep_size, problem.evaluator)
     tx = make_optimizer(cfg)
     sr_cfg = cfg.optimizer.sr
     batched_e_loc = chunked_map(problem.local_energy, cfg.train.chunk_size)
@@ -92,7 +92,7 @@ def make_train_step(problem):
         if sr_cfg is None:
             direction = grad
         else:
-            direction = sr.sr_direction(jac, eps, sr_cfg.diag_shift, sr_cfg.mode, sr_cfg.solver)
+            direction = sr.sr_direction(jac, eps, sr_cfg.diag_shift, sr_cfg.mode, sr_cfg.solver, sr_cfg.tol)
         updates, opt_state = tx.update(unravel(direction), state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains)

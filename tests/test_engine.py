@@ -106,6 +106,9 @@ def test_minsr_equals_parameter_space_sr():
         np.testing.assert_allclose(s_mat @ d_s + 1e-3 * d_s, sr.energy_gradient(jac, eps), rtol=1e-8, atol=1e-10)
     assert sr.resolve_mode("auto", 100, 1000) == "minsr"
     assert sr.resolve_mode("auto", 1000, 100) == "S"
+    assert sr.resolve("auto", "auto", 100, 300) == ("minsr", "cholesky")
+    assert sr.resolve("auto", "auto", 1008, 1088) == ("S", "cg")
+    assert sr.resolve("minsr", "auto", 1008, 1088) == ("minsr", "cg")
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
@@ -161,7 +164,7 @@ def test_sampler_histogram_matches_born_distribution(kind, sampler):
     p = np.exp(2 * (np.asarray(log_psi) - np.max(log_psi)))
     p /= p.sum()
     n_chains, n_per_chain = 64, 400
-    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, n_per_chain, 50, 3 * problem.space.n_sites))
+    sample = jax.jit(make_sampler(problem.log_psi, problem.rule, n_per_chain, 50, 3 * problem.space.n_sites, problem.evaluator))
     chains = init_chains(problem.log_psi, params, problem.random_state, jax.random.key(5), n_chains)
     _, samples, acceptance = sample(params, chains, jax.random.key(6))
     flat = np.asarray(samples).reshape(-1, states.shape[1])
@@ -179,7 +182,7 @@ def test_hamiltonian_moves_conserve_particle_number_and_magnetisation():
     for kind in ("bose-hubbard", "heisenberg"):
         problem = tiny(kind)
         params = random_params(problem)
-        sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 20, 5, 4))
+        sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 20, 5, 4, problem.evaluator))
         chains = init_chains(problem.log_psi, params, problem.random_state, jax.random.key(1), 8)
         _, samples, _ = sample(params, chains, jax.random.key(2))
         values = problem.space.local_values[np.asarray(samples)]
@@ -247,3 +250,22 @@ def test_chunked_evaluation_equals_unchunked():
     dense = dense_jacobian(problem.log_psi, params, xs)
     chunked = problem.jacobian(params, xs, dense=True, chunk_size=5)
     np.testing.assert_allclose(chunked.o_bar, dense.o_bar, rtol=1e-13, atol=1e-13)
+
+
+def test_incremental_sampler_evaluator_tracks_log_psi():
+    """Cached θ updates along a chain give the same log ψ as a fresh evaluation."""
+    problem = tiny("bose-hubbard")
+    params = random_params(problem)
+    ev = problem.evaluator
+    ctx = ev.prepare(params)
+    x = problem.random_state(jax.random.key(0))
+    lp, cache = ev.init(ctx, x)
+    for k in jax.random.split(jax.random.key(1), 20):
+        x_new, _ = problem.rule.propose(k, x)
+        lp, cache = ev.update(ctx, cache, x, x_new)
+        x = x_new
+        assert float(lp) == pytest.approx(float(problem.model.apply({"params": params}, x)), abs=1e-12)
+    # a one-site (local) move, including site 0
+    x_new = x.at[0].set((x[0] + 1) % problem.space.local_dim)
+    lp, _ = ev.update(ctx, cache, x, x_new)
+    assert float(lp) == pytest.approx(float(problem.model.apply({"params": params}, x_new)), abs=1e-12)
