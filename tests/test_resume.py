@@ -190,3 +190,27 @@ def test_max_time_stops_cleanly_and_resumes(reference, tmp_path):
     second = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
     assert second.exit_code == 0, second.output
     assert metrics(out) == ref
+
+
+@pytest.mark.slow
+def test_twenty_kills_at_random_moments_then_resume(reference, tmp_path):
+    """SIGTERM / SIGINT / SIGKILL at random moments (start-up, compile, steps, checkpoint
+    writes), rerunning the same command each time: the final metrics equal the reference."""
+    import random
+
+    cfg, ref = reference
+    out = tmp_path / "run"
+    rng = random.Random(1234)
+    kills = 0
+    while True:
+        proc = _spawn(cfg, out)
+        if kills < 20:
+            time.sleep(rng.uniform(0.5, 8.0))
+            if proc.poll() is None:
+                proc.send_signal(rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGKILL]))
+                kills += 1
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode in (0, 130, -signal.SIGKILL), output
+        if proc.returncode == 0 and kills >= 20:
+            break
+    assert metrics(out) == ref
