@@ -147,8 +147,9 @@ class BondHamiltonian:
         diag = jnp.sum(t["diag"][rows]) + jnp.sum(t["onsite"][x])
         return sites, new, jnp.concatenate([diag[None], mel])
 
-    def random_connection(self, key: jax.Array, x: jax.Array):
-        """A uniformly random nonzero off-diagonal connection of ``x``, without building all K.
+    def random_connection(self, u: jax.Array, x: jax.Array):
+        """The connection of ``x`` picked by a uniform number ``u`` in [0, 1), uniformly among
+        the nonzero off-diagonal ones, without building all K.
 
         Returns ``(x_new, n_conn_x)``; ``x_new = x`` when ``x`` has no connection.
         """
@@ -157,7 +158,7 @@ class BondHamiltonian:
         counts = t["count"][rows]
         cumulative = jnp.cumsum(counts)
         total = cumulative[-1]
-        r = jax.random.randint(key, (), 0, jnp.maximum(total, 1))
+        r = jnp.minimum(jnp.floor(u * total).astype(jnp.int32), jnp.maximum(total - 1, 0))
         e = jnp.searchsorted(cumulative, r, side="right")
         m = r - (cumulative[e] - counts[e])
         row = rows[e]

@@ -30,6 +30,20 @@ class ChainState:
 # --------------------------------------------------------------------------- rules
 
 
+# A rule draws the random numbers of all its steps in one call, ``draw(key, batch, n_dof,
+# dtype)``, and then ``propose(r, x)`` consumes one step's share ``r`` for ONE configuration:
+# a few big PRNG calls per sampling pass instead of several per Metropolis step.
+
+
+def _uniforms(key, batch, k, dtype):
+    return jax.random.uniform(key, (*batch, k), dtype)
+
+
+def _index(u, n: int):
+    """floor(u·n) for u in [0, 1), kept below n against rounding."""
+    return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), n - 1)
+
+
 @dataclass(frozen=True)
 class LocalRule:
     """A new local value (uniform among the other d−1) at one uniformly chosen site."""
@@ -37,10 +51,12 @@ class LocalRule:
     n_sites: int
     local_dim: int
 
-    def propose(self, key, x):
-        k_site, k_shift = jax.random.split(key)
-        site = jax.random.randint(k_site, (), 0, self.n_sites)
-        shift = jax.random.randint(k_shift, (), 1, self.local_dim)
+    def draw(self, key, batch, n_dof, dtype):
+        return _uniforms(key, batch, 2, dtype)
+
+    def propose(self, r, x):
+        site = _index(r[0], self.n_sites)
+        shift = 1 + _index(r[1], self.local_dim - 1)
         new = (x[site] + shift) % self.local_dim
         return x.at[site].set(new.astype(x.dtype)), _zero()
 
@@ -51,9 +67,11 @@ class ExchangeRule:
 
     edges: np.ndarray  # (E, 2)
 
-    def propose(self, key, x):
-        e = jax.random.randint(key, (), 0, self.edges.shape[0])
-        ij = jnp.asarray(self.edges)[e]
+    def draw(self, key, batch, n_dof, dtype):
+        return _uniforms(key, batch, 1, dtype)
+
+    def propose(self, r, x):
+        ij = jnp.asarray(self.edges)[_index(r[0], self.edges.shape[0])]
         xi, xj = x[ij[0]], x[ij[1]]
         return x.at[ij[0]].set(xj).at[ij[1]].set(xi), _zero()
 
@@ -65,10 +83,13 @@ class HamiltonianRule:
     T(x→x') = 1/n_conn(x), so the acceptance carries n_conn(x)/n_conn(x').
     """
 
-    operator: Any  # BondHamiltonian: get_conn_padded, n_conn
+    operator: Any  # BondHamiltonian: random_connection, n_conn
 
-    def propose(self, key, x):
-        x_new, n_here = self.operator.random_connection(key, x)
+    def draw(self, key, batch, n_dof, dtype):
+        return _uniforms(key, batch, 1, dtype)
+
+    def propose(self, r, x):
+        x_new, n_here = self.operator.random_connection(r[0], x)
         n_there = self.operator.n_conn(x_new)
         dtype = _zero().dtype
         log_q = jnp.where(n_here > 0, jnp.log(n_here.astype(dtype)) - jnp.log(jnp.maximum(n_there, 1).astype(dtype)), 0.0)
@@ -85,8 +106,11 @@ class GaussianRule:
     sigma: float
     extent: tuple[float, ...] | None = None
 
-    def propose(self, key, x):
-        x_new = x + self.sigma * jax.random.normal(key, x.shape, x.dtype)
+    def draw(self, key, batch, n_dof, dtype):
+        return jax.random.normal(key, (*batch, n_dof), dtype)
+
+    def propose(self, r, x):
+        x_new = x + self.sigma * r.astype(x.dtype)
         if self.extent is not None:
             box = jnp.asarray(self.extent, x.dtype)
             x_new = jnp.mod(x_new, box)
@@ -137,37 +161,42 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
     evaluator = evaluator or FullEvaluation(log_psi)
     batched_propose = jax.vmap(rule.propose)
     batched_update = jax.vmap(evaluator.update, (None, 0, 0, 0))
+    n_sweeps = n_discard + n_per_chain
 
-    def metropolis_step(ctx, carry, key):
+    def metropolis_step(ctx, carry, randoms):
         chains, cache, n_acc = carry
-        k_prop, k_acc = jax.random.split(key)
-        n_chains = chains.x.shape[0]
-        x_new, log_q = batched_propose(jax.random.split(k_prop, n_chains), chains.x)
+        r_prop, u = randoms  # (n_chains, ...), (n_chains,)
+        x_new, log_q = batched_propose(r_prop, chains.x)
         lp_new, cache_new = batched_update(ctx, cache, chains.x, x_new)
         log_ratio = 2.0 * jnp.real(lp_new - chains.log_psi) + log_q
-        u = jax.random.uniform(k_acc, (n_chains,), dtype=log_ratio.dtype)
-        accept = jnp.log(u) < log_ratio
+        accept = jnp.log(u.astype(log_ratio.dtype)) < log_ratio
         x = jnp.where(accept[:, None], x_new, chains.x)
         lp = jnp.where(accept, lp_new, chains.log_psi)
         cache = jax.tree_util.tree_map(lambda new, old: jnp.where(accept.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), cache_new, cache)
         return (ChainState(x=x, log_psi=lp), cache, n_acc + jnp.sum(accept, dtype=n_acc.dtype)), None
 
-    def sweep(ctx, carry, key):
-        carry, _ = jax.lax.scan(lambda c, k: metropolis_step(ctx, c, k), carry, jax.random.split(key, sweep_size))
+    def sweep(ctx, carry, randoms):
+        carry, _ = jax.lax.scan(lambda c, r: metropolis_step(ctx, c, r), carry, randoms)
         return carry, carry[0].x
 
     def sample(params, chains: ChainState, key):
-        k_discard, k_keep = jax.random.split(key)
+        k_prop, k_acc = jax.random.split(key)
+        n_chains, n_dof = chains.x.shape
+        real = _zero().dtype
+        shape = (n_sweeps, sweep_size, n_chains)
+        randoms = (rule.draw(k_prop, shape, n_dof, real), jax.random.uniform(k_acc, shape, real))
         ctx = evaluator.prepare(params)
         # log ψ of the current positions under the CURRENT parameters (they changed since the last call)
         log_psi_now, cache = jax.vmap(evaluator.init, (None, 0))(ctx, chains.x)
         chains = ChainState(x=chains.x, log_psi=log_psi_now.astype(chains.log_psi.dtype))
         carry = (chains, cache, jnp.zeros((), jnp.int32))
         if n_discard > 0:
-            carry, _ = jax.lax.scan(lambda c, k: sweep(ctx, c, k), carry, jax.random.split(k_discard, n_discard))
-        carry, xs = jax.lax.scan(lambda c, k: sweep(ctx, c, k), carry, jax.random.split(k_keep, n_per_chain))
+            discard = jax.tree_util.tree_map(lambda a: a[:n_discard], randoms)
+            carry, _ = jax.lax.scan(lambda c, r: sweep(ctx, c, r), carry, discard)
+        keep = jax.tree_util.tree_map(lambda a: a[n_discard:], randoms)
+        carry, xs = jax.lax.scan(lambda c, r: sweep(ctx, c, r), carry, keep)
         chains, _, n_acc = carry
-        n_steps = (n_discard + n_per_chain) * sweep_size * chains.x.shape[0]
+        n_steps = n_sweeps * sweep_size * n_chains
         samples = jnp.swapaxes(xs, 0, 1)
         return chains, samples, n_acc / n_steps
 

@@ -261,7 +261,7 @@ def test_incremental_sampler_evaluator_tracks_log_psi():
     x = problem.random_state(jax.random.key(0))
     lp, cache = ev.init(ctx, x)
     for k in jax.random.split(jax.random.key(1), 20):
-        x_new, _ = problem.rule.propose(k, x)
+        x_new, _ = problem.rule.propose(problem.rule.draw(k, (), x.shape[0], jnp.float64), x)
         lp, cache = ev.update(ctx, cache, x, x_new)
         x = x_new
         assert float(lp) == pytest.approx(float(problem.model.apply({"params": params}, x)), abs=1e-12)
