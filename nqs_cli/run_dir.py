@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +227,3 @@ def config_diff(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
 
 def touches_problem(key: str) -> bool:
     return any(key == p or key.startswith(p + ".") for p in PROBLEM_KEYS)
-
-
-def python_argv() -> list[str]:
-    return [Path(sys.argv[0]).name] + sys.argv[1:]

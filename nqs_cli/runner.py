@@ -7,7 +7,6 @@ which the CLI turns into one line and an exit code.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -232,7 +231,3 @@ def write_result(path: Path, cfg, status: str, exact, compile_s, iter_times, ste
         result["reason"] = reason
     rd.atomic_write_json(path / "result.json", result)
     return result
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2)
