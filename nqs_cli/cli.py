@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import copy  # noqa: E402
+import signal  # noqa: E402
 import json
 import sys
 from pathlib import Path
@@ -302,7 +303,14 @@ def report(
         err.print(f"wrote {plot}")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    # SIGTERM before training starts (start-up, compilation) ends like Ctrl-C: exit 130.
+    # During training the run loop installs its own handlers, which checkpoint first.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except KeyboardInterrupt:

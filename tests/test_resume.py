@@ -210,7 +210,8 @@ def test_twenty_kills_at_random_moments_then_resume(reference, tmp_path):
                 proc.send_signal(rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGKILL]))
                 kills += 1
         output, _ = proc.communicate(timeout=300)
-        assert proc.returncode in (0, 130, -signal.SIGKILL), output
+        # -SIGTERM: killed during interpreter start-up, before any handler exists (nothing done yet)
+        assert proc.returncode in (0, 130, -signal.SIGKILL, -signal.SIGTERM), output
         if proc.returncode == 0:  # this directory is complete: it must equal the reference
             assert metrics(out) == ref
             finished += 1
