@@ -304,13 +304,18 @@ def report(
 
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    # Outside the training loop nothing unsaved exists (every file is written atomically), and
+    # an exception raised into JAX's compiler can crash the interpreter: leave at once.
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def main():
-    # SIGTERM before training starts (start-up, compilation) ends like Ctrl-C: exit 130.
-    # During training the run loop installs its own handlers, which checkpoint first.
+    # SIGINT/SIGTERM outside training (start-up, compilation, final writes) exit 130 at once;
+    # during training the run loop installs its own handlers, which checkpoint first.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         app()
     except KeyboardInterrupt:
