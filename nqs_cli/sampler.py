@@ -1,8 +1,9 @@
 """Metropolis-Hastings sampling of |ψ|² over many parallel chains.
 
-A transition rule is a small frozen object with ``propose(key, x) -> (x', log_q)`` acting on
-ONE configuration, where ``log_q = log T(x'→x) − log T(x→x')`` corrects asymmetric
-proposals. The chain state is a pytree; ``make_sampler`` returns a pure function that runs
+A transition rule is a small frozen object with ``draw(key, batch, n_dof, dtype)`` (the
+random numbers of all its steps at once) and ``propose(r, x) -> (x', log_q)`` acting on ONE
+configuration with one step's numbers ``r``, where ``log_q = log T(x'→x) − log T(x→x')``
+corrects asymmetric proposals. The chain state is a pytree; ``make_sampler`` returns a pure function that runs
 all chains (vmapped) for a number of sweeps (``lax.scan``).
 """
 
