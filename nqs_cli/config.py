@@ -308,8 +308,6 @@ def _coerce_one(value: Any, tp: str):
             return False, None
         items = [_coerce_one(v, inner) for v in value]
         return all(ok for ok, _ in items), tuple(v for _, v in items)
-    if tp.endswith("Config"):
-        return False, None
     return False, None
 
 
