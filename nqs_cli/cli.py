@@ -123,17 +123,30 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     force: bool = typer.Option(False, "--force", help="Resume even if the problem definition changed."),
     max_time: Optional[str] = typer.Option(None, "--max-time", help="Stop cleanly before this wall time (e.g. 90s, 30m, 2h)."),
+    coordinator: Optional[str] = typer.Option(None, "--coordinator", help="Multi-process run: host:port of process 0 (sets distributed.coordinator)."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-process run: number of processes (distributed.num_processes)."),
+    process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-process run: this process's rank, 0 writes the run directory (distributed.process_id)."),
 ):
     """Train a variational state; write the run directory; print the final energy."""
-    from nqs_cli import runner
+    from nqs_cli import distributed, runner
     from nqs_cli.report import TrainReporter
     from nqs_cli.run_dir import RunDirError
     from nqs_cli.train import RunError
 
-    cfg = load_config(config, set_)
+    flags = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
+    overrides = list(set_ or []) + [f"distributed.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    cfg = load_config(config, overrides)
     max_time_s = parse_duration(max_time) if max_time else None
     setup_jax(cfg)
-    reporter = TrainReporter(err, out, quiet=quiet)
+    try:
+        distributed.initialize(cfg.distributed)
+    except distributed.DistributedError as exc:
+        fail(f"{config}: {exc}")
+    if distributed.is_lead():
+        reporter = TrainReporter(err, out, quiet=quiet)
+    else:  # only process 0 reports; the others print nothing but errors
+        silent = Console(file=open(os.devnull, "w"))
+        reporter = TrainReporter(silent, silent, quiet=True)
     try:
         outcome = runner.train(
             cfg, config.read_text(), out=out_dir, n_iter=n_iter, reporter=reporter,
@@ -148,8 +161,11 @@ def train(
     except ValueError as exc:
         reporter.close()
         fail(f"{config}: {exc}")
-    reporter.summary(outcome)
+    if distributed.is_lead():
+        reporter.summary(outcome)
     if outcome.status == "interrupted" and outcome.result.get("reason") != "max-time":
+        if not distributed.is_lead():
+            raise typer.Exit(130)
         err.print(f"interrupted; checkpoint written. Resume with: nqs train {config} --out {outcome.run_dir}")
         raise typer.Exit(130)
 

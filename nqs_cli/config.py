@@ -169,6 +169,23 @@ class TrainConfig:
     chunk_size: int | None = opt(None, at_least(1))  # samples per chunk of local-energy / Jacobian evaluation
 
 
+def host_port(v):
+    host, sep, port = v.rpartition(":")
+    return None if sep and host and port.isdigit() and 0 < int(port) < 65536 else '"host:port"'
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Multi-process runs (jax.distributed). All three of coordinator / num_processes /
+    process_id, or none: then a cluster launcher's environment is used when ``detect`` is on."""
+
+    coordinator: str | None = opt(None, host_port)
+    num_processes: int | None = opt(None, at_least(1))
+    process_id: int | None = opt(None, non_negative)
+    detect: bool = opt(True)  # SLURM (srun), Open MPI (mpirun), JAX_COORDINATOR_ADDRESS + NQS_* variables
+    timeout_s: int = opt(300, at_least(1))
+
+
 @dataclass(frozen=True)
 class Config:
     name: str
@@ -182,6 +199,7 @@ class Config:
     sampler: SamplerConfig = SamplerConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
+    distributed: DistributedConfig = DistributedConfig()
     source: str = field(default="<config>", compare=False)
     explicit: frozenset = field(default=frozenset(), compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -209,6 +227,7 @@ SECTIONS = {
     "sampler": SamplerConfig,
     "optimizer": OptimizerConfig,
     "train": TrainConfig,
+    "distributed": DistributedConfig,
 }
 SUBSECTIONS = {("hamiltonian", "pair"): PairConfig, ("optimizer", "sr"): SRConfig}
 TOP_KEYS = {"name": str, "seed": int, "dtype": str}
@@ -413,7 +432,7 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
         if ham.kind != "continuous":
             p.fail("hamiltonian.kind", f'"{ham.kind}" is a lattice Hamiltonian; particles in [space] need kind = "continuous"')
         sections["space"] = p.section("space", SpaceConfig, raw["space"])
-    for name in ("model", "sampler", "optimizer", "train"):
+    for name in ("model", "sampler", "optimizer", "train", "distributed"):
         sections[name] = p.section(name, SECTIONS[name], raw.get(name, {}), kind_hint=raw.get(name, {}).get("kind"))
 
     cfg = Config(
@@ -496,9 +515,19 @@ def resolve(cfg: Config, p: _Parser) -> Config:
         sampler = dataclasses.replace(sampler, n_samples=rounded)
     if cfg.train.checkpoint_every > cfg.train.n_iter and "train.checkpoint_every" in p.explicit:
         notes.append("train.checkpoint_every exceeds train.n_iter: only the final checkpoint is written")
+    _check_distributed(cfg.distributed, p)
     cfg = dataclasses.replace(cfg, model=model, sampler=sampler, optimizer=optimizer, explicit=frozenset(p.explicit), notes=tuple(notes))
     _check_kinds(cfg, p)
     return cfg
+
+
+def _check_distributed(d: DistributedConfig, p: _Parser) -> None:
+    given = {k: getattr(d, k) for k in ("coordinator", "num_processes", "process_id") if getattr(d, k) is not None}
+    if given and len(given) < 3:
+        missing = [k for k in ("coordinator", "num_processes", "process_id") if k not in given]
+        p.fail(f"distributed.{missing[0]}", "coordinator, num_processes and process_id are given together (or all left to the cluster environment)")
+    if given and d.process_id >= d.num_processes:
+        p.fail("distributed.process_id", f"expected < num_processes = {d.num_processes}, got {d.process_id}")
 
 
 def _check_kinds(cfg: Config, p: _Parser) -> None:

@@ -28,13 +28,25 @@ def check_chains(n_chains: int) -> None:
 
 
 def place_state(state):
-    """Replicate everything but the chains, which are split over the devices (no-op on one device)."""
+    """Replicate everything but the chains, which are split over the devices (no-op on one device).
+
+    Built from host copies with ``make_array_from_callback``, so the same code places the
+    state over the local devices or over the devices of every process of a distributed run.
+    """
     if jax.device_count() == 1:
         return jax.device_put(state)
     check_chains(state.chains.x.shape[0])
     mesh = chain_mesh()
     replicated = NamedSharding(mesh, PartitionSpec())
     by_chain = NamedSharding(mesh, PartitionSpec("chains"))
-    chains = jax.tree_util.tree_map(lambda a: jax.device_put(a, by_chain), state.chains)
-    rest = jax.device_put(state.replace(chains=None), replicated)
+
+    def put(sharding):
+        def one(a):
+            host = np.asarray(a)
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+        return one
+
+    chains = jax.tree_util.tree_map(put(by_chain), state.chains)
+    rest = jax.tree_util.tree_map(put(replicated), state.replace(chains=None))
     return rest.replace(chains=chains)

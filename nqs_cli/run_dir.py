@@ -188,20 +188,25 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def load_checkpoint(path: Path, template, config_hash: str | None):
     """Restore a state shaped like ``template``; raises RunDirError if unreadable or foreign."""
+    return restore_checkpoint(path.read_bytes(), template, config_hash, str(path))
+
+
+def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str):
+    """The state in checkpoint bytes ``data`` (read from ``name``), shaped like ``template``."""
     try:
-        payload = serialization.msgpack_restore(path.read_bytes())
+        payload = serialization.msgpack_restore(data)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
-        raise RunDirError(f"{path}: corrupt checkpoint ({exc.__class__.__name__})") from None
+        raise RunDirError(f"{name}: corrupt checkpoint ({exc.__class__.__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
-        raise RunDirError(f"{path}: not an nqs checkpoint (format {payload.get('format') if isinstance(payload, dict) else '?'})")
+        raise RunDirError(f"{name}: not an nqs checkpoint (format {payload.get('format') if isinstance(payload, dict) else '?'})")
     if config_hash is not None and payload.get("config_hash") != config_hash:
-        raise RunDirError(f"{path}: checkpoint belongs to a different problem (config hash differs)")
+        raise RunDirError(f"{name}: checkpoint belongs to a different problem (config hash differs)")
     try:
         import jax
 
         return jax.device_put(serialization.from_state_dict(template, payload["state"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise RunDirError(f"{path}: checkpoint does not match this model/sampler ({exc})") from None
+        raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({exc})") from None
 
 
 def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lambda msg: None):
@@ -218,11 +223,15 @@ def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lam
     return None, None
 
 
+LAUNCH_PREFIX = "distributed."  # how a run is launched, not what it computes: never a config difference
+
+
 def config_diff(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     from nqs_cli.config import flatten
 
     a, b = flatten(old), flatten(new)
-    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    keys = [k for k in sorted(set(a) | set(b)) if not k.startswith(LAUNCH_PREFIX)]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 
 
 def touches_problem(key: str) -> bool:

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from nqs_cli import config as config_mod
+from nqs_cli import distributed as dist
 from nqs_cli import run_dir as rd
 from nqs_cli.devices import check_chains, place_state
 from nqs_cli.train import RunError, StepRecord, init_state, make_train_step, n_parameters, root_keys, run_loop
@@ -110,50 +111,75 @@ def prepare_run_dir(cfg, config_text: str, out: Path | None, force: bool, report
     return path, resuming
 
 
+def open_run(cfg, config_text: str, out: Path | None, force: bool, template, chash: str, reporter) -> tuple[Path, bool, bytes | None]:
+    """Create or reopen the run directory: (path, resuming, checkpoint bytes to resume from)."""
+    path, resuming = prepare_run_dir(cfg, config_text, out, force, reporter)
+    if not resuming:
+        return path, False, None
+    restored, ckpt = rd.newest_checkpoint(path, template, chash, warn=reporter.warn)
+    if restored is None:
+        raise rd.RunDirError(f"{path}: no readable checkpoint to resume from")
+    return path, True, ckpt.read_bytes()
+
+
 def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False, max_time_s: float | None = None) -> TrainOutcome:
+    """Train ``cfg``. In a multi-process run every process calls this; only process 0 (the
+    lead) touches the run directory, and the others receive its decisions by broadcast."""
     from nqs_cli.problem import build_problem
 
     start_wall = time.monotonic()
+    lead = dist.is_lead()
     if n_iter is not None:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_iter=n_iter))
     check_chains(cfg.sampler.n_chains)
-    path, resuming = prepare_run_dir(cfg, config_text, out, force, reporter)
     resolved = config_mod.to_dict(cfg)
     chash = rd.problem_hash(resolved)
     problem = build_problem(cfg)
     state = init_state(problem, cfg.seed)
     n_params = n_parameters(state.params)
-    if resuming:
-        restored, ckpt = rd.newest_checkpoint(path, state, chash, warn=reporter.warn)
-        if restored is None:
-            raise rd.RunDirError(f"{path}: no readable checkpoint to resume from")
-        state = restored
-        rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
-        reporter.resumed(path, int(state.step), cfg.train.n_iter)
-    else:
-        (path / "config.toml").write_text(config_text)
-        (path / "metrics.jsonl").write_text("")
-    state = place_state(state)
-    rd.atomic_write_json(path / "resolved.json", resolved)
-    meta = rd.meta(argv, cfg.seed)
-    meta["n_params"] = n_params
-    meta["config_hash"] = chash
-    rd.atomic_write_json(path / "meta.json", meta)
 
-    exact = None
-    if cfg.train.exact_energy:
-        exact = problem.exact_energy()
+    path, ckpt, failure = None, None, ""
+    if lead:
+        try:
+            path, resuming, ckpt = open_run(cfg, config_text, out, force, state, chash, reporter)
+        except rd.RunDirError as exc:
+            failure = str(exc)
+    failure = dist.broadcast_text(failure)
+    if failure:
+        raise rd.RunDirError(failure if lead else f"process 0: {failure}")
+    ckpt = dist.broadcast_bytes(ckpt or b"") or None
+    if ckpt is not None:
+        state = rd.restore_checkpoint(ckpt, state, chash, "checkpoint from process 0")
+    if lead:
+        if ckpt is not None:
+            rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
+            reporter.resumed(path, int(state.step), cfg.train.n_iter)
+        else:
+            (path / "config.toml").write_text(config_text)
+            (path / "metrics.jsonl").write_text("")
+        rd.atomic_write_json(path / "resolved.json", resolved)
+        meta = rd.meta(argv, cfg.seed)
+        meta.update(n_params=n_params, config_hash=chash, n_processes=dist.process_count())
+        rd.atomic_write_json(path / "meta.json", meta)
+    state = place_state(state)
+
+    exact = problem.exact_energy() if cfg.train.exact_energy and lead else None
     reporter.start(cfg, problem, path, n_params, exact)
 
     step_fn = jax.jit(make_train_step(problem))
     _, _, k_steps = root_keys(cfg.seed)
-    metrics_path = path / "metrics.jsonl"
+    metrics_path = None if path is None else path / "metrics.jsonl"
     compile_s = None
     iter_times: list[float] = []
     stop = StopFlag(None if max_time_s is None else start_wall + max_time_s)
     last_saved = int(state.step)
+
+    def checkpoint(s, final: bool = False):
+        host = dist.to_host(s)  # a collective when the chains span processes
+        if lead:
+            rd.save_checkpoint(path, host, chash, final=final)
 
     def on_step(new_state, rec: StepRecord):
         nonlocal compile_s, last_saved
@@ -164,9 +190,10 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
         stop.last_step_s = rec.wall_s
         row = {"step": rec.step, **{k: rec.stats[k] for k in METRIC_KEYS}, "wall_s": rec.wall_s}
         row.update({k: v for k, v in rec.stats.items() if k not in row})
-        rd.append_metrics(metrics_path, row)
+        if lead:
+            rd.append_metrics(metrics_path, row)
         if rec.step % cfg.train.checkpoint_every == 0:
-            rd.save_checkpoint(path, new_state, chash)
+            checkpoint(new_state)
             last_saved = rec.step
         reporter.step(row, exact)
 
@@ -181,19 +208,23 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
     try:
         state, status = run_loop(
             step_fn, state, k_steps, cfg.train.n_iter, on_step,
-            on_nonfinite=cfg.train.on_nonfinite, patience=cfg.train.nonfinite_patience, should_stop=stop,
+            on_nonfinite=cfg.train.on_nonfinite, patience=cfg.train.nonfinite_patience,
+            should_stop=lambda: dist.any_process(stop()),
         )
     except RunError as exc:
-        write_result(path, cfg, "diverged", exact, compile_s, iter_times, int(state.step), reason=str(exc))
+        if lead:
+            write_result(path, cfg, "diverged", exact, compile_s, iter_times, int(state.step), reason=str(exc))
         raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
     if int(state.step) != last_saved or status == "completed":
-        rd.save_checkpoint(path, state, chash, final=status == "completed")
-    reason = stop.reason if status == "interrupted" else None
+        checkpoint(state, final=status == "completed")
+    reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
     if status == "completed" and cfg.is_continuous:
         write_observables(path, problem, state)
+    if not lead:
+        return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     result = write_result(path, cfg, status, exact, compile_s, iter_times, int(state.step), reason=reason)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
@@ -207,8 +238,9 @@ def write_observables(path: Path, problem, state) -> None:
     sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 4 * s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, problem.evaluator))
     _, samples, _ = sample(state.params, state.chains, jax.random.key(problem.cfg.seed + 7))
     # chain-major order keeps each chain's samples consecutive, as the blocking errors assume
-    flat = np.asarray(samples).reshape(-1, samples.shape[-1])
-    rd.atomic_write_json(path / "observables.json", observables(problem.cfg, flat))
+    flat = dist.to_host(samples).reshape(-1, samples.shape[-1])
+    if dist.is_lead():
+        rd.atomic_write_json(path / "observables.json", observables(problem.cfg, flat))
 
 
 def write_result(path: Path, cfg, status: str, exact, compile_s, iter_times, step: int, reason: str | None = None) -> dict:
