@@ -1,7 +1,13 @@
 """The centred, scaled Jacobian Ō = (O − ⟨O⟩)/√N as a linear map, dense or structured.
 
 SR needs only three things of Ō: the sample-space Gram matrix ŌŌᵀ (N × N), products Ōv
-and Ōᵀy. ``DenseJacobian`` materialises Ō (N × P). ``RBMJacobian`` never does: for an RBM
+and Ōᵀy. The products come in two forms: on flat parameter vectors (``apply``,
+``transpose_apply``) and on the map's own parameter representation (``apply_native``,
+``transpose_apply_native``; ``flatten`` turns the latter into the former). Iterative solvers
+work in the native form, so that no ravel/unravel (slices and a concatenation) runs inside
+their loops: besides saving the copies, XLA's CPU backend has been seen to compile such a
+loop into one that reads an uninitialised buffer in some processes (a NaN or garbage
+direction in about half of fresh processes, reproducible with jax 0.10.2). ``DenseJacobian`` materialises Ō (N × P). ``RBMJacobian`` never does: for an RBM
 on one-hot inputs v with hidden activations t = tanh(θ), the per-sample gradient of the
 kernel is the outer product v ⊗ t, so
 
@@ -45,6 +51,12 @@ class DenseJacobian:
 
     def transpose_apply(self, y: jax.Array) -> jax.Array:
         return self.o_bar.T @ y
+
+    apply_native = apply
+    transpose_apply_native = transpose_apply
+
+    def flatten(self, native: jax.Array) -> jax.Array:
+        return native
 
 
 def dense_jacobian(log_psi, params, samples: jax.Array, chunk_size: int | None = None) -> DenseJacobian:
@@ -90,25 +102,36 @@ class RBMJacobian:
         n = y.shape[0]
         return (y - jnp.mean(y)) / jnp.sqrt(jnp.asarray(n, y.dtype))
 
-    def transpose_apply(self, y: jax.Array) -> jax.Array:
-        """Ōᵀy = Oᵀ(y − ȳ)/√N, flattened in ravel_pytree order of ``params``."""
+    def transpose_apply_native(self, y: jax.Array) -> dict:
+        """Ōᵀy = Oᵀ(y − ȳ)/√N as a parameter tree shaped like ``params``."""
         z = self._centred(y)
         grads = {"Dense": {"kernel": (self.v * z[:, None]).T @ self.t}}
         if self.use_hidden_bias:
             grads["Dense"]["bias"] = self.t.T @ z
         if self.use_visible_bias:
             grads["visible_bias"] = self.v.T @ z
-        return ravel_pytree({"RBM": grads})[0]
+        return {"RBM": grads}
+
+    def apply_native(self, tree: dict) -> jax.Array:
+        """Ōv for a parameter tree v shaped like ``params``."""
+        inner = tree["RBM"]
+        out = jnp.sum((self.v @ inner["Dense"]["kernel"]) * self.t, axis=1)
+        if self.use_hidden_bias:
+            out = out + self.t @ inner["Dense"]["bias"]
+        if self.use_visible_bias:
+            out = out + self.v @ inner["visible_bias"]
+        return self._centred(out)
+
+    def flatten(self, tree: dict) -> jax.Array:
+        return ravel_pytree(tree)[0]
+
+    def transpose_apply(self, y: jax.Array) -> jax.Array:
+        """Ōᵀy flattened in ravel_pytree order of ``params``."""
+        return self.flatten(self.transpose_apply_native(y))
 
     def apply(self, vec: jax.Array) -> jax.Array:
         """Ōv for a flat parameter vector v."""
-        tree = ravel_pytree(self.params)[1](vec)["RBM"]
-        out = jnp.sum((self.v @ tree["Dense"]["kernel"]) * self.t, axis=1)
-        if self.use_hidden_bias:
-            out = out + self.t @ tree["Dense"]["bias"]
-        if self.use_visible_bias:
-            out = out + self.v @ tree["visible_bias"]
-        return self._centred(out)
+        return self.apply_native(ravel_pytree(self.params)[1](vec))
 
     def s_matrix(self) -> jax.Array:
         raise NotImplementedError("the parameter-space S matrix of an RBM is dense: use DenseJacobian")

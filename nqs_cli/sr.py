@@ -75,14 +75,25 @@ def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: st
     mode, solver = resolve(mode, solver, n, p)
     if mode == "minsr":
         if solver == "cg":
-            x = _cg(lambda v: jac.apply(jac.transpose_apply(v)) + diag_shift * v, eps, tol)
+            x = _cg(lambda v: jac.apply_native(jac.transpose_apply_native(v)) + diag_shift * v, eps, tol)
         else:
             x = _cholesky(jac.gram(), eps, diag_shift)
         return 2.0 * jac.transpose_apply(x)
-    g = energy_gradient(jac, eps)
     if solver == "cg":
-        return _cg(lambda v: jac.transpose_apply(jac.apply(v)) + diag_shift * v, g, tol)
-    return _cholesky(jac.s_matrix(), g, diag_shift)
+        # in the Jacobian's own parameter representation: no ravel/unravel inside the loop
+        g = _scale(2.0, jac.transpose_apply_native(eps))
+        matvec = lambda u: _add_scaled(jac.transpose_apply_native(jac.apply_native(u)), diag_shift, u)  # noqa: E731
+        return jac.flatten(_cg(matvec, g, tol))
+    return _cholesky(jac.s_matrix(), energy_gradient(jac, eps), diag_shift)
+
+
+def _scale(a, tree):
+    return jax.tree_util.tree_map(lambda x: a * x, tree)
+
+
+def _add_scaled(x, a, y):
+    """x + a·y on matching trees."""
+    return jax.tree_util.tree_map(lambda u, v: u + a * v, x, y)
 
 
 def _cholesky(mat, rhs, diag_shift):
@@ -92,7 +103,8 @@ def _cholesky(mat, rhs, diag_shift):
 
 
 def _cg(matvec, rhs, tol):
-    x, _ = jax.scipy.sparse.linalg.cg(matvec, rhs, tol=tol, maxiter=4 * rhs.shape[0])
+    dim = sum(x.size for x in jax.tree_util.tree_leaves(rhs))
+    x, _ = jax.scipy.sparse.linalg.cg(matvec, rhs, tol=tol, maxiter=4 * dim)
     return x
 
 
