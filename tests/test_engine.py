@@ -109,6 +109,11 @@ def test_minsr_equals_parameter_space_sr():
     assert sr.resolve("auto", "auto", 100, 300) == ("minsr", "cholesky")
     assert sr.resolve("auto", "auto", 1008, 1088) == ("S", "cg")
     assert sr.resolve("minsr", "auto", 1008, 1088) == ("minsr", "cg")
+    # sample-space Cholesky while N² ≤ 720 P and N ≤ 8192: spin-1 L=10 α=2 yes, L=32 α=2 at 4096 yes, at 16384 no
+    assert sr.resolve("auto", "auto", 1008, 1890) == ("minsr", "cholesky")
+    assert sr.resolve("auto", "auto", 4096, 33152) == ("minsr", "cholesky")
+    assert sr.resolve("auto", "auto", 16384, 33152) == ("S", "cg")
+    assert sr.resolve("auto", "cg", 1008, 1890) == ("S", "cg")
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
