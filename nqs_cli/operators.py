@@ -159,7 +159,7 @@ class BondHamiltonian:
         cumulative = jnp.cumsum(counts)
         total = cumulative[-1]
         r = jnp.minimum(jnp.floor(u * total).astype(jnp.int32), jnp.maximum(total - 1, 0))
-        e = jnp.searchsorted(cumulative, r, side="right")
+        e = jnp.sum(cumulative <= r, dtype=jnp.int32)  # searchsorted(side="right") as one fused compare-and-count
         m = r - (cumulative[e] - counts[e])
         row = rows[e]
         x_new = x.at[t["i"][e]].set(t["new_i"][row, m]).at[t["j"][e]].set(t["new_j"][row, m])
