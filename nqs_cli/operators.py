@@ -153,17 +153,24 @@ class BondHamiltonian:
 
         Returns ``(x_new, n_conn_x)``; ``x_new = x`` when ``x`` has no connection.
         """
-        t, x = self._jnp_tables, jnp.asarray(x, jnp.int32)
-        rows = _rows(t, x, self.local_dim)
+        x_new, total, _ = self.random_connection_sites(u, x)
+        return x_new, total
+
+    def random_connection_sites(self, u: jax.Array, x: jax.Array):
+        """``random_connection`` plus the two sites of the chosen bond, the only ones that may
+        change: ``(x_new, n_conn_x, sites (2,))``."""
+        t, xi = self._jnp_tables, jnp.asarray(x, jnp.int32)
+        rows = _rows(t, xi, self.local_dim)
         counts = t["count"][rows]
         cumulative = jnp.cumsum(counts)
         total = cumulative[-1]
         r = jnp.minimum(jnp.floor(u * total).astype(jnp.int32), jnp.maximum(total - 1, 0))
-        e = jnp.sum(cumulative <= r, dtype=jnp.int32)  # searchsorted(side="right") as one fused compare-and-count
+        e = jnp.sum(cumulative <= r, dtype=jnp.int32)
         m = r - (cumulative[e] - counts[e])
         row = rows[e]
-        x_new = x.at[t["i"][e]].set(t["new_i"][row, m]).at[t["j"][e]].set(t["new_j"][row, m])
-        return jnp.where(total > 0, x_new, x), total
+        sites = jnp.stack([t["i"][e], t["j"][e]])
+        x_new = xi.at[sites[0]].set(t["new_i"][row, m]).at[sites[1]].set(t["new_j"][row, m])
+        return jnp.where(total > 0, x_new, xi), total, sites
 
     def n_conn(self, x: jax.Array) -> jax.Array:
         """Number of nonzero off-diagonal connected elements of ``x``; int32 scalar."""

@@ -110,5 +110,15 @@ class RBMIncremental:
         vis = vis + valid @ d_vis[sites, old, new]
         return jnp.sum(log_cosh(th)) + vis, (th, vis)
 
+    def update_sites(self, ctx, cache, x, x_new, sites):
+        """``update`` when the move can only have changed ``sites``: an unchanged site has a
+        zero entry in the change tables (a → a), so no search for the changed ones."""
+        _, d_theta, d_vis = ctx
+        th, vis = cache
+        old, new = x[sites], x_new[sites]
+        th = th + jnp.sum(d_theta[sites, old, new], axis=0)
+        vis = vis + jnp.sum(d_vis[sites, old, new])
+        return jnp.sum(log_cosh(th)) + vis, (th, vis)
+
 
 __all__ = ["theta", "log_psi", "local_energy", "delta_tables", "RBMIncremental"]

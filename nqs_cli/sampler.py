@@ -90,11 +90,17 @@ class HamiltonianRule:
         return _uniforms(key, batch, 1, dtype)
 
     def propose(self, r, x):
-        x_new, n_here = self.operator.random_connection(r[0], x)
+        x_new, log_q, _ = self.propose_sites(r, x)
+        return x_new, log_q
+
+    def propose_sites(self, r, x):
+        """``propose`` plus the (at most two) sites that may have changed, for evaluators
+        that update log ψ from the changed sites alone."""
+        x_new, n_here, sites = self.operator.random_connection_sites(r[0], x)
         n_there = self.operator.n_conn(x_new)
         dtype = _zero().dtype
         log_q = jnp.where(n_here > 0, jnp.log(n_here.astype(dtype)) - jnp.log(jnp.maximum(n_there, 1).astype(dtype)), 0.0)
-        return x_new.astype(x.dtype), log_q
+        return x_new.astype(x.dtype), log_q, sites
 
 
 @dataclass(frozen=True)
@@ -160,15 +166,28 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
     the cache lives only inside one call, since the parameters change between calls.
     """
     evaluator = evaluator or FullEvaluation(log_psi)
-    batched_propose = jax.vmap(rule.propose)
-    batched_update = jax.vmap(evaluator.update, (None, 0, 0, 0))
     n_sweeps = n_discard + n_per_chain
+    if hasattr(rule, "propose_sites") and hasattr(evaluator, "update_sites"):
+        # the rule names the sites it touched: the evaluator need not search for them
+        propose_sites = jax.vmap(rule.propose_sites)
+        update_sites = jax.vmap(evaluator.update_sites, (None, 0, 0, 0, 0))
+
+        def propose_and_evaluate(ctx, cache, r_prop, x):
+            x_new, log_q, sites = propose_sites(r_prop, x)
+            return x_new, log_q, update_sites(ctx, cache, x, x_new, sites)
+
+    else:
+        batched_propose = jax.vmap(rule.propose)
+        batched_update = jax.vmap(evaluator.update, (None, 0, 0, 0))
+
+        def propose_and_evaluate(ctx, cache, r_prop, x):
+            x_new, log_q = batched_propose(r_prop, x)
+            return x_new, log_q, batched_update(ctx, cache, x, x_new)
 
     def metropolis_step(ctx, carry, randoms):
         chains, cache, n_acc = carry
         r_prop, u = randoms  # (n_chains, ...), (n_chains,)
-        x_new, log_q = batched_propose(r_prop, chains.x)
-        lp_new, cache_new = batched_update(ctx, cache, chains.x, x_new)
+        x_new, log_q, (lp_new, cache_new) = propose_and_evaluate(ctx, cache, r_prop, chains.x)
         log_ratio = 2.0 * jnp.real(lp_new - chains.log_psi) + log_q
         accept = jnp.log(u.astype(log_ratio.dtype)) < log_ratio
         x = jnp.where(accept[:, None], x_new, chains.x)
