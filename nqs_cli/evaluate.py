@@ -36,7 +36,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     cfg = load_run_config(path)
     problem = build_problem(cfg)
     template = init_state(problem, cfg.seed)
-    state, ckpt = rd.newest_checkpoint(path, template, rd.problem_hash(config_mod.to_dict(cfg)), warn=warn)
+    state, ckpt, _ = rd.newest_checkpoint(path, template, rd.problem_hash(config_mod.to_dict(cfg)), warn=warn)
     if state is None:
         raise rd.RunDirError(f"{path}: no readable checkpoint to evaluate")
     s = cfg.sampler

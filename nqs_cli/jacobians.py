@@ -7,8 +7,10 @@ and Ōᵀy. The products come in two forms: on flat parameter vectors (``apply``
 work in the native form, so that no ravel/unravel (slices and a concatenation) runs inside
 their loops: besides saving the copies, XLA's CPU backend has been seen to compile such a
 loop into one that reads an uninitialised buffer in some processes (a NaN or garbage
-direction in about half of fresh processes, reproducible with jax 0.10.2). ``DenseJacobian`` materialises Ō (N × P). ``RBMJacobian`` never does: for an RBM
-on one-hot inputs v with hidden activations t = tanh(θ), the per-sample gradient of the
+direction in about half of fresh processes, reproducible with jax 0.10.2).
+
+``DenseJacobian`` materialises Ō (N × P). ``RBMJacobian`` never does: for an RBM on
+one-hot inputs v with hidden activations t = tanh(θ), the per-sample gradient of the
 kernel is the outer product v ⊗ t, so
 
     (OOᵀ)_ij = (t_i·t_j)(v_i·v_j) + t_i·t_j [hidden bias] + v_i·v_j [visible bias],

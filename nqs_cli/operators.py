@@ -147,18 +147,13 @@ class BondHamiltonian:
         diag = jnp.sum(t["diag"][rows]) + jnp.sum(t["onsite"][x])
         return sites, new, jnp.concatenate([diag[None], mel])
 
-    def random_connection(self, u: jax.Array, x: jax.Array):
+    def random_connection_sites(self, u: jax.Array, x: jax.Array):
         """The connection of ``x`` picked by a uniform number ``u`` in [0, 1), uniformly among
         the nonzero off-diagonal ones, without building all K.
 
-        Returns ``(x_new, n_conn_x)``; ``x_new = x`` when ``x`` has no connection.
+        Returns ``(x_new, n_conn_x, sites (2,))``: ``sites`` are the chosen bond's, the only
+        ones that may change; ``x_new = x`` when ``x`` has no connection.
         """
-        x_new, total, _ = self.random_connection_sites(u, x)
-        return x_new, total
-
-    def random_connection_sites(self, u: jax.Array, x: jax.Array):
-        """``random_connection`` plus the two sites of the chosen bond, the only ones that may
-        change: ``(x_new, n_conn_x, sites (2,))``."""
         t, xi = self._jnp_tables, jnp.asarray(x, jnp.int32)
         rows = _rows(t, xi, self.local_dim)
         counts = t["count"][rows]

@@ -100,24 +100,23 @@ class RBMIncremental:
         return jnp.sum(log_cosh(th)) + vis, (th, vis)
 
     def update(self, ctx, cache, x, x_new):
-        _, d_theta, d_vis = ctx
-        th, vis = cache
         changed = x_new != x
         (sites,) = jnp.nonzero(changed, size=self.max_changes, fill_value=0)
-        valid = (jnp.arange(self.max_changes) < jnp.sum(changed)).astype(th.dtype)
-        old, new = x[sites], x_new[sites]
-        th = th + valid @ d_theta[sites, old, new]
-        vis = vis + valid @ d_vis[sites, old, new]
-        return jnp.sum(log_cosh(th)) + vis, (th, vis)
+        valid = jnp.arange(self.max_changes) < jnp.sum(changed)  # the padding repeats site 0
+        return self._shift(ctx, cache, x, x_new, sites, valid)
 
     def update_sites(self, ctx, cache, x, x_new, sites):
         """``update`` when the move can only have changed ``sites``: an unchanged site has a
         zero entry in the change tables (a → a), so no search for the changed ones."""
+        return self._shift(ctx, cache, x, x_new, sites, jnp.ones(sites.shape, bool))
+
+    def _shift(self, ctx, cache, x, x_new, sites, weights):
         _, d_theta, d_vis = ctx
         th, vis = cache
+        weights = weights.astype(th.dtype)
         old, new = x[sites], x_new[sites]
-        th = th + jnp.sum(d_theta[sites, old, new], axis=0)
-        vis = vis + jnp.sum(d_vis[sites, old, new])
+        th = th + weights @ d_theta[sites, old, new]
+        vis = vis + weights @ d_vis[sites, old, new]
         return jnp.sum(log_cosh(th)) + vis, (th, vis)
 
 

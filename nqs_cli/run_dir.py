@@ -210,17 +210,19 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
 
 
 def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lambda msg: None):
-    """(state, path) of the newest readable checkpoint, or (None, None); corrupt ones are skipped with a warning."""
+    """(state, path, bytes) of the newest readable checkpoint, or (None, None, None); corrupt
+    ones are skipped with a warning."""
     for path in list_checkpoints(run_dir):
+        data = path.read_bytes()
         try:
-            state = load_checkpoint(path, template, config_hash)
+            state = restore_checkpoint(data, template, config_hash, str(path))
         except RunDirError as exc:
             if "different problem" in str(exc) or "does not match" in str(exc):
                 raise
             warn(f"{exc}; trying the previous one")
             continue
-        return state, path
-    return None, None
+        return state, path, data
+    return None, None, None
 
 
 LAUNCH_PREFIX = "distributed."  # how a run is launched, not what it computes: never a config difference

@@ -111,15 +111,16 @@ def prepare_run_dir(cfg, config_text: str, out: Path | None, force: bool, report
     return path, resuming
 
 
-def open_run(cfg, config_text: str, out: Path | None, force: bool, template, chash: str, reporter) -> tuple[Path, bool, bytes | None]:
-    """Create or reopen the run directory: (path, resuming, checkpoint bytes to resume from)."""
+def open_run(cfg, config_text: str, out: Path | None, force: bool, template, chash: str, reporter):
+    """Create or reopen the run directory: (path, restored state, its checkpoint bytes), the
+    last two None for a new run."""
     path, resuming = prepare_run_dir(cfg, config_text, out, force, reporter)
     if not resuming:
-        return path, False, None
-    restored, ckpt = rd.newest_checkpoint(path, template, chash, warn=reporter.warn)
+        return path, None, None
+    restored, _, data = rd.newest_checkpoint(path, template, chash, warn=reporter.warn)
     if restored is None:
         raise rd.RunDirError(f"{path}: no readable checkpoint to resume from")
-    return path, True, ckpt.read_bytes()
+    return path, restored, data
 
 
 def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False, max_time_s: float | None = None) -> TrainOutcome:
@@ -140,10 +141,10 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
     state = init_state(problem, cfg.seed)
     n_params = n_parameters(state.params)
 
-    path, ckpt, failure = None, None, ""
+    path, restored, ckpt, failure = None, None, None, ""
     if lead:
         try:
-            path, resuming, ckpt = open_run(cfg, config_text, out, force, state, chash, reporter)
+            path, restored, ckpt = open_run(cfg, config_text, out, force, state, chash, reporter)
         except rd.RunDirError as exc:
             failure = str(exc)
     failure = dist.broadcast_text(failure)
@@ -151,7 +152,7 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
         raise rd.RunDirError(failure if lead else f"process 0: {failure}")
     ckpt = dist.broadcast_bytes(ckpt or b"") or None
     if ckpt is not None:
-        state = rd.restore_checkpoint(ckpt, state, chash, "checkpoint from process 0")
+        state = restored if lead else rd.restore_checkpoint(ckpt, state, chash, "checkpoint from process 0")
     if lead:
         if ckpt is not None:
             rd.truncate_metrics(path / "metrics.jsonl", int(state.step))

@@ -84,7 +84,7 @@ class HamiltonianRule:
     T(x→x') = 1/n_conn(x), so the acceptance carries n_conn(x)/n_conn(x').
     """
 
-    operator: Any  # BondHamiltonian: random_connection, n_conn
+    operator: Any  # BondHamiltonian: random_connection_sites, n_conn
 
     def draw(self, key, batch, n_dof, dtype):
         return _uniforms(key, batch, 1, dtype)

@@ -13,25 +13,8 @@ import pytest
 from nqs_cli.config import DistributedConfig
 from nqs_cli.distributed import DistributedError, launch_settings
 
-CONFIG = """
-name = "procs"
-seed = 3
-[lattice]
-length = 4
-[hilbert]
-kind = "fock"
-n_max = 2
-n_particles = 4
-[hamiltonian]
-kind = "bose-hubbard"
-U = 3.0
-[sampler]
-n_chains = 8
-n_samples = 128
-[train]
-n_iter = 10
-checkpoint_every = 5
-"""
+# the 4-device parity problem (12 iterations, a checkpoint every 6), here split over 2 processes
+from test_devices import CONFIG
 
 
 # --------------------------------------------------------------------------- launch settings
@@ -174,7 +157,7 @@ def test_two_processes_match_one_and_checkpoints_move(tmp_path):
     meta = json.loads((lead / "meta.json").read_text())
     assert meta["n_processes"] == 2 and len(meta["devices"]) == 2
     got, want = rows(lead), rows(ref)
-    assert [r["step"] for r in got] == list(range(1, 11))
+    assert [r["step"] for r in got] == list(range(1, 13))
     for g, w in zip(got, want):
         # within error bars, and in fact the same trajectory up to reduction order
         assert abs(g["energy"] - w["energy"]) <= 2 * w["energy_error"]
@@ -184,20 +167,20 @@ def test_two_processes_match_one_and_checkpoints_move(tmp_path):
     assert abs(res_lead["energy"] - res_ref["energy"]) <= 2 * res_ref["energy_error"]
 
     # a 2-process checkpoint resumes on 1 process, and a 1-process one on 2
-    one_process(cfg, lead, ["--n-iter", "14"])
-    assert [r["step"] for r in rows(lead)] == list(range(1, 15))
-    one_process(cfg, ref, ["--n-iter", "14"])
+    one_process(cfg, lead, ["--n-iter", "16"])
+    assert [r["step"] for r in rows(lead)] == list(range(1, 17))
+    one_process(cfg, ref, ["--n-iter", "16"])
     assert rows(lead)[-1]["energy"] == pytest.approx(rows(ref)[-1]["energy"], rel=1e-7)
-    results = two_processes(cfg, [ref, other], ["--n-iter", "18"])
+    results = two_processes(cfg, [ref, other], ["--n-iter", "20"])
     assert [r[0] for r in results] == [0, 0], results
-    assert [r["step"] for r in rows(ref)] == list(range(1, 19))
+    assert [r["step"] for r in rows(ref)] == list(range(1, 21))
     assert not other.exists()
 
 
 @pytest.mark.slow
 def test_a_signal_to_one_process_stops_both_with_a_checkpoint(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.replace("n_iter = 10", "n_iter = 400"))
+    cfg.write_text(CONFIG.replace("n_iter = 12", "n_iter = 400"))
     lead, other = tmp_path / "lead", tmp_path / "other"
     results = two_processes(cfg, [lead, other], signal_rank1_after=3)
     assert [r[0] for r in results] == [130, 130], results
