@@ -123,11 +123,11 @@ class NqsSide:
         too often to time them from outside).
         """
         from nqs_cli.sampler import make_sampler
+        from nqs_cli.train import batched_local_energy
 
         s, p = self.cfg.sampler, self.problem
         sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, p.evaluator))
-        e_loc = jax.jit(jax.vmap(p.local_energy, (None, 0)))
-        return sample, e_loc
+        return sample, jax.jit(batched_local_energy(p))
 
 
 class NetketSide:
@@ -246,14 +246,11 @@ def measure_phases(nqs: NqsSide, nk: NetketSide) -> dict:
 
 def run_throughput(case, reps: int, overrides: list[str]) -> dict:
     """Sampling alone and local energies alone (no gradient, no SR), interleaved."""
-    from nqs_cli.sampler import make_sampler
-
     log(f"{case.name}: building nqs and NetKet")
     nqs = NqsSide(case.nqs_raw(), overrides)
     nk = NetketSide(case.netket)
-    s, p = nqs.cfg.sampler, nqs.problem
-    sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, p.evaluator))
-    e_loc = jax.jit(jax.vmap(p.local_energy, (None, 0)))
+    s = nqs.cfg.sampler
+    sample, e_loc = nqs.phase_fns()
     params, chains = nqs.state.params, nqs.state.chains
     vs = nk.vstate
     out = {"n_samples": s.n_samples, "n_params": nqs.n_params}

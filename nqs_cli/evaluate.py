@@ -31,7 +31,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     from nqs_cli.runner import relative_error
     from nqs_cli.sampler import init_chains, make_sampler
     from nqs_cli.stats import statistics
-    from nqs_cli.train import chunked_map, init_state
+    from nqs_cli.train import batched_local_energy, init_state
 
     cfg = load_run_config(path)
     problem = build_problem(cfg)
@@ -47,7 +47,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     chains = init_chains(problem.log_psi, state.params, problem.random_state, k_chains, s.n_chains)
     sample = jax.jit(make_sampler(problem.log_psi, problem.rule, n_per_chain, EVAL_DISCARD_SWEEPS, s.sweep_size, problem.evaluator))
     _, samples, acceptance = sample(state.params, chains, k_sample)
-    e_loc = jax.jit(chunked_map(problem.local_energy, cfg.train.chunk_size))(state.params, samples.reshape((-1, samples.shape[-1])))
+    e_loc = jax.jit(batched_local_energy(problem))(state.params, samples.reshape((-1, samples.shape[-1])))
     st = statistics(e_loc.reshape(samples.shape[:2]).real)
     stats = st.to_dict()
     exact = None

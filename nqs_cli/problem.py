@@ -32,6 +32,7 @@ class Problem:
     structured_jacobian: Callable | None = None  # (model, params, samples) -> Jacobian map
     fast_log_psi: Callable | None = None  # (params, x) -> log ψ(x), same value as the module
     evaluator: Any = None  # sampler amplitude evaluator (sampler.FullEvaluation when None)
+    local_energy_block: int | None = None  # samples per block of local energies (unset: all at once)
 
     def jacobian(self, params, samples, dense: bool = False, chunk_size: int | None = None):
         """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see jacobians.py."""
@@ -191,6 +192,12 @@ class RBMFastKernels:
 
         return rbm_kernels.RBMIncremental(model, max_changes=2)
 
+    @staticmethod
+    def local_energy_block(model, hamiltonian):
+        from nqs_cli import rbm_kernels
+
+        return rbm_kernels.local_energy_block(model, hamiltonian)
+
 
 FAST_KERNELS = {"rbm-multival": RBMFastKernels}
 SPACES = {"fock": build_fock, "spin": build_spin}
@@ -241,4 +248,5 @@ def build_problem(cfg: Config) -> Problem:
         structured_jacobian=STRUCTURED_JACOBIANS.get(cfg.model.kind),
         fast_log_psi=partial(fast.log_psi, model) if fast else None,
         evaluator=fast.evaluator(model) if fast else None,
+        local_energy_block=fast.local_energy_block(model, hamiltonian) if fast else None,
     )

@@ -64,9 +64,22 @@ def n_parameters(params) -> int:
 def chunked_map(fn, chunk_size: int | None):
     """``(params, xs) -> vmap(fn)(params, xs)``, evaluated ``chunk_size`` samples at a time
     (bounding the memory of the intermediates) when ``chunk_size`` is set."""
+    batched = jax.vmap(fn, (None, 0))
     if chunk_size is None:
-        return jax.vmap(fn, (None, 0))
-    return lambda params, xs: jax.lax.map(lambda x: fn(params, x), xs, batch_size=chunk_size)
+        return batched
+
+    def apply(params, xs):
+        if chunk_size >= xs.shape[0]:
+            return batched(params, xs)
+        return jax.lax.map(lambda x: fn(params, x), xs, batch_size=chunk_size)
+
+    return apply
+
+
+def batched_local_energy(problem):
+    """``(params, xs) -> E_loc (N,)``: in ``train.chunk_size`` blocks when that is set, else
+    in the problem's own cache-sized blocks (``Problem.local_energy_block``), if any."""
+    return chunked_map(problem.local_energy, problem.cfg.train.chunk_size or problem.local_energy_block)
 
 
 def make_train_step(problem):
@@ -77,7 +90,7 @@ def make_train_step(problem):
     sample = make_sampler(problem.log_psi, problem.rule, n_per_chain, s.n_discard_per_chain, s.sweep_size, problem.evaluator)
     tx = make_optimizer(cfg)
     sr_cfg = cfg.optimizer.sr
-    batched_e_loc = chunked_map(problem.local_energy, cfg.train.chunk_size)
+    batched_e_loc = batched_local_energy(problem)
 
     def step(state: VMCState, key):
         chains, samples, acceptance = sample(state.params, state.chains, key)

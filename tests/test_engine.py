@@ -1,5 +1,7 @@
 """Exact identities of the VMC engine on tiny, fully enumerable systems (float64)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -245,13 +247,15 @@ def problem_generic_local_energy(problem):
 
 
 def test_chunked_evaluation_equals_unchunked():
-    from nqs_cli.train import chunked_map
+    from nqs_cli.train import batched_local_energy, chunked_map
 
     problem = tiny("heisenberg")
     params = random_params(problem)
     xs = jnp.asarray(problem.space.all_states())
     full = jax.vmap(problem.local_energy, (None, 0))(params, xs)
     np.testing.assert_allclose(chunked_map(problem.local_energy, 7)(params, xs), full, rtol=1e-13, atol=1e-13)
+    blocked = dataclasses.replace(problem, local_energy_block=5)
+    np.testing.assert_allclose(jax.jit(batched_local_energy(blocked))(params, xs), full, rtol=1e-13, atol=1e-13)
     dense = dense_jacobian(problem.log_psi, params, xs)
     chunked = problem.jacobian(params, xs, dense=True, chunk_size=5)
     np.testing.assert_allclose(chunked.o_bar, dense.o_bar, rtol=1e-13, atol=1e-13)
