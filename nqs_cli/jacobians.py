@@ -15,7 +15,8 @@ kernel is the outer product v ⊗ t, so
 
     (OOᵀ)_ij = (t_i·t_j)(v_i·v_j) + t_i·t_j [hidden bias] + v_i·v_j [visible bias],
 
-which costs N²(H + M) instead of N²·M·H, and Ōᵀy = (V∘y)ᵀT costs one N·M·H product.
+which costs N²(H + M) instead of N²·M·H, and Ōᵀy = (V∘y)ᵀT costs one N·M·H product
+(the biases ride along as a constant column of V and of T, see ``RBMJacobian``).
 """
 
 from __future__ import annotations
@@ -76,56 +77,88 @@ def dense_jacobian(log_psi, params, samples: jax.Array, chunk_size: int | None =
 
 @struct.dataclass
 class RBMJacobian:
-    """Structured Ō of ``RBMMultiVal`` (params {'RBM': {'Dense': {kernel, bias?}, visible_bias?}})."""
+    """Structured Ō of ``RBMMultiVal`` (params {'RBM': {'Dense': {kernel, bias?}, visible_bias?}}).
 
-    v: jax.Array  # (N, M) one-hot inputs
-    t: jax.Array  # (N, H) tanh of the hidden pre-activations
-    params: dict  # only for the tree structure and flags
+    With u = [v, 1] (the one-hot inputs, plus a constant when there is a hidden bias) and
+    w = [t, 1] (the hidden activations, plus a constant when there is a visible bias), every
+    parameter's derivative is one entry of the outer product u ⊗ w: the kernel's are v ⊗ t,
+    the hidden bias's 1 ⊗ t, the visible bias's v ⊗ 1 (the 1 ⊗ 1 corner is no parameter).
+    So the native parameter representation is one (M', H') matrix Θ = [[kernel, a], [b, 0]],
+    and Ōv and Ōᵀy are one matrix product each: sum((uΘ)∘w) and (u∘y)ᵀw.
+    """
+
+    u: jax.Array  # (N, M') one-hot inputs [, 1]
+    w: jax.Array  # (N, H') tanh of the hidden pre-activations [, 1]
+    params: dict  # only for the tree structure
     use_hidden_bias: bool = struct.field(pytree_node=False)
     use_visible_bias: bool = struct.field(pytree_node=False)
 
+    @classmethod
+    def from_activations(cls, v, t, params, use_hidden_bias: bool, use_visible_bias: bool) -> "RBMJacobian":
+        """From one-hot inputs v (N, M) and t = tanh(θ) (N, H)."""
+        ones = jnp.ones((v.shape[0], 1), v.dtype)
+        u = jnp.concatenate([v, ones], axis=1) if use_hidden_bias else v
+        w = jnp.concatenate([t, ones], axis=1) if use_visible_bias else t
+        return cls(u=u, w=w, params=params, use_hidden_bias=use_hidden_bias, use_visible_bias=use_visible_bias)
+
+    @property
+    def _m(self) -> int:
+        return self.u.shape[1] - self.use_hidden_bias
+
+    @property
+    def _h(self) -> int:
+        return self.w.shape[1] - self.use_visible_bias
+
     @property
     def shape(self):
-        n, m = self.v.shape
-        h = self.t.shape[1]
-        return (n, m * h + h * self.use_hidden_bias + m * self.use_visible_bias)
+        m, h = self._m, self._h
+        return (self.u.shape[0], m * h + h * self.use_hidden_bias + m * self.use_visible_bias)
 
     def gram(self) -> jax.Array:
-        vv = self.v @ self.v.T
-        tt = self.t @ self.t.T
-        k = tt * vv
-        if self.use_hidden_bias:
-            k = k + tt
-        if self.use_visible_bias:
-            k = k + vv
-        return _center_gram(k)
+        """Σ over parameters of O_i O_j = (u_i·u_j)(w_i·w_j) − [corner] 1; the constant
+        corner term vanishes under the centring."""
+        return _center_gram((self.u @ self.u.T) * (self.w @ self.w.T))
 
     def _centred(self, y: jax.Array) -> jax.Array:
         n = y.shape[0]
         return (y - jnp.mean(y)) / jnp.sqrt(jnp.asarray(n, y.dtype))
 
-    def transpose_apply_native(self, y: jax.Array) -> dict:
-        """Ōᵀy = Oᵀ(y − ȳ)/√N as a parameter tree shaped like ``params``."""
-        z = self._centred(y)
-        grads = {"Dense": {"kernel": (self.v * z[:, None]).T @ self.t}}
-        if self.use_hidden_bias:
-            grads["Dense"]["bias"] = self.t.T @ z
-        if self.use_visible_bias:
-            grads["visible_bias"] = self.v.T @ z
-        return {"RBM": grads}
+    def _without_corner(self, theta: jax.Array) -> jax.Array:
+        if self.use_hidden_bias and self.use_visible_bias:
+            return theta.at[-1, -1].set(0.0)
+        return theta
 
-    def apply_native(self, tree: dict) -> jax.Array:
-        """Ōv for a parameter tree v shaped like ``params``."""
-        inner = tree["RBM"]
-        out = jnp.sum((self.v @ inner["Dense"]["kernel"]) * self.t, axis=1)
-        if self.use_hidden_bias:
-            out = out + self.t @ inner["Dense"]["bias"]
-        if self.use_visible_bias:
-            out = out + self.v @ inner["visible_bias"]
-        return self._centred(out)
+    def transpose_apply_native(self, y: jax.Array) -> jax.Array:
+        """Ōᵀy = Oᵀ(y − ȳ)/√N as the (M', H') matrix Θ."""
+        return self._without_corner((self.u * self._centred(y)[:, None]).T @ self.w)
 
-    def flatten(self, tree: dict) -> jax.Array:
-        return ravel_pytree(tree)[0]
+    def apply_native(self, theta: jax.Array) -> jax.Array:
+        """Ōv for v given as the (M', H') matrix Θ."""
+        return self._centred(jnp.sum((self.u @ self._without_corner(theta)) * self.w, axis=1))
+
+    def flatten(self, theta: jax.Array) -> jax.Array:
+        """Θ → the flat vector in ravel_pytree order of ``params``."""
+        m, h = self._m, self._h
+        dense = {"kernel": theta[:m, :h]}
+        if self.use_hidden_bias:
+            dense["bias"] = theta[m, :h]
+        tree = {"Dense": dense}
+        if self.use_visible_bias:
+            tree["visible_bias"] = theta[:m, h]
+        return ravel_pytree({"RBM": tree})[0]
+
+    def native(self, vec: jax.Array) -> jax.Array:
+        """The flat vector (ravel_pytree order) → Θ."""
+        inner = ravel_pytree(self.params)[1](vec)["RBM"]
+        theta = inner["Dense"]["kernel"]
+        if self.use_visible_bias:
+            theta = jnp.concatenate([theta, inner["visible_bias"][:, None]], axis=1)
+        if self.use_hidden_bias:
+            bias = inner["Dense"]["bias"]
+            if self.use_visible_bias:
+                bias = jnp.concatenate([bias, jnp.zeros((1,), bias.dtype)])
+            theta = jnp.concatenate([theta, bias[None, :]], axis=0)
+        return theta
 
     def transpose_apply(self, y: jax.Array) -> jax.Array:
         """Ōᵀy flattened in ravel_pytree order of ``params``."""
@@ -133,7 +166,7 @@ class RBMJacobian:
 
     def apply(self, vec: jax.Array) -> jax.Array:
         """Ōv for a flat parameter vector v."""
-        return self.apply_native(ravel_pytree(self.params)[1](vec))
+        return self.apply_native(self.native(vec))
 
     def s_matrix(self) -> jax.Array:
         raise NotImplementedError("the parameter-space S matrix of an RBM is dense: use DenseJacobian")
@@ -147,10 +180,4 @@ def rbm_jacobian(model, params, samples: jax.Array) -> RBMJacobian:
     theta = v @ inner["Dense"]["kernel"]
     if model.use_hidden_bias:
         theta = theta + inner["Dense"]["bias"][None, :]
-    return RBMJacobian(
-        v=v,
-        t=jnp.tanh(theta),
-        params=params,
-        use_hidden_bias=model.use_hidden_bias,
-        use_visible_bias=model.use_visible_bias,
-    )
+    return RBMJacobian.from_activations(v, jnp.tanh(theta), params, model.use_hidden_bias, model.use_visible_bias)

@@ -316,7 +316,7 @@ v = jnp.asarray(np.eye(classes)[rng.integers(0, classes, (n, sites))].reshape(n,
 t = jnp.tanh(jnp.asarray(rng.normal(size=(n, hidden))))
 m = v.shape[1]
 params = {"RBM": {"Dense": {"kernel": jnp.zeros((m, hidden)), "bias": jnp.zeros(hidden)}, "visible_bias": jnp.zeros(m)}}
-jac = RBMJacobian(v=v, t=t, params=params, use_hidden_bias=True, use_visible_bias=True)
+jac = RBMJacobian.from_activations(v, t, params, use_hidden_bias=True, use_visible_bias=True)
 o = jnp.concatenate([t, (v[:, :, None] * t[:, None, :]).reshape(n, -1), v], axis=1)  # ravel_pytree order
 dense = DenseJacobian((o - o.mean(0)) / np.sqrt(n))
 eps = sr.centered_energies(jnp.asarray(rng.normal(size=n)), jnp.float64)
