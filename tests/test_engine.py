@@ -118,6 +118,26 @@ def test_minsr_equals_parameter_space_sr():
     assert sr.resolve("auto", "cg", 1008, 1890) == ("S", "cg")
 
 
+@pytest.mark.parametrize("hidden_bias, visible_bias", [(True, False), (False, True), (False, False)])
+def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visible_bias):
+    from nqs_cli.jacobians import rbm_jacobian
+    from nqs_cli.models import RBMMultiVal
+
+    model = RBMMultiVal(n_classes=3, alpha=1, use_hidden_bias=hidden_bias, use_visible_bias=visible_bias)
+    xs = jax.random.randint(jax.random.key(0), (40, 5), 0, 3)
+    params = model.init(jax.random.key(1), xs[0])["params"]
+    params = jax.tree_util.tree_map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(2), a.shape), params)
+    dense = dense_jacobian(lambda p, x: model.apply({"params": p}, x), params, xs)
+    structured = rbm_jacobian(model, params, xs)
+    assert structured.shape == dense.shape
+    np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
+    y = jax.random.normal(jax.random.key(3), (xs.shape[0],))
+    v = jax.random.normal(jax.random.key(4), (dense.shape[1],))
+    np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(structured.flatten(structured.native(v)), v)
+
+
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
 def test_structured_rbm_jacobian_equals_dense(kind):
     problem = tiny(kind)
