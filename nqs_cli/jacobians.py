@@ -38,6 +38,7 @@ def _center_gram(k: jax.Array) -> jax.Array:
 @struct.dataclass
 class DenseJacobian:
     o_bar: jax.Array  # (N, P)
+    cheap_gram = False  # ŌŌᵀ costs N²P
 
     @property
     def shape(self):
@@ -92,6 +93,7 @@ class RBMJacobian:
     params: dict  # only for the tree structure
     use_hidden_bias: bool = struct.field(pytree_node=False)
     use_visible_bias: bool = struct.field(pytree_node=False)
+    cheap_gram = True  # ŌŌᵀ costs N²(M + H)
 
     @classmethod
     def from_activations(cls, v, t, params, use_hidden_bias: bool, use_visible_bias: bool) -> "RBMJacobian":

@@ -116,6 +116,12 @@ def test_minsr_equals_parameter_space_sr():
     assert sr.resolve("auto", "auto", 4096, 33152) == ("minsr", "cholesky")
     assert sr.resolve("auto", "auto", 16384, 33152) == ("S", "cg")
     assert sr.resolve("auto", "cg", 1008, 1890) == ("S", "cg")
+    # a cheap Gram matrix (structured RBM Jacobian): sample-space CG on it for 512 < N ≤ 4096, N < P
+    assert sr.resolve("auto", "auto", 100, 300, cheap_gram=True) == ("minsr", "cholesky")
+    for n, p in [(1008, 1088), (1008, 1890), (4096, 33152)]:
+        assert sr.resolve("auto", "auto", n, p, cheap_gram=True) == ("minsr", "cg")
+    assert sr.resolve("auto", "auto", 16384, 33152, cheap_gram=True) == ("S", "cg")
+    assert sr.resolve("auto", "auto", 1008, 600, cheap_gram=True) == ("S", "cg")
 
 
 @pytest.mark.parametrize("hidden_bias, visible_bias", [(True, False), (False, True), (False, False)])
@@ -139,7 +145,7 @@ def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visibl
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
-def test_structured_rbm_jacobian_equals_dense(kind):
+def test_structured_rbm_jacobian_equals_dense(kind, monkeypatch):
     problem = tiny(kind)
     params = random_params(problem)
     xs = jnp.asarray(problem.space.all_states())
@@ -152,11 +158,12 @@ def test_structured_rbm_jacobian_equals_dense(kind):
     np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
     eps = sr.centered_energies(y, y.dtype)
+    reference = sr.sr_direction(dense, eps, 1e-2, "S", "cholesky")
     for solver in ("cholesky", "cg"):
-        np.testing.assert_allclose(
-            sr.sr_direction(structured, eps, 1e-2, "minsr", solver), sr.sr_direction(dense, eps, 1e-2, "S", "cholesky"),
-            rtol=1e-6, atol=1e-8,
-        )
+        np.testing.assert_allclose(sr.sr_direction(structured, eps, 1e-2, "minsr", solver), reference, rtol=1e-6, atol=1e-8)
+    # sample-space CG on products with Ō and Ōᵀ instead of the Gram matrix (large N)
+    monkeypatch.setattr(sr, "GRAM_CG_MAX_SAMPLES", 0)
+    np.testing.assert_allclose(sr.sr_direction(structured, eps, 1e-2, "minsr", "cg"), reference, rtol=1e-6, atol=1e-8)
 
 
 def total_variation_bound(p: np.ndarray, n_effective: float) -> float:
