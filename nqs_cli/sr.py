@@ -90,9 +90,10 @@ def resolve_mode(mode: str, n_samples: int, n_params: int, solver: str = "choles
     return resolve(mode, solver, n_samples, n_params)[0]
 
 
-def needs_dense_jacobian(mode: str, solver: str, n_samples: int, n_params: int, cheap_gram: bool = False) -> bool:
-    """Only the parameter-space Cholesky form needs the P × P matrix, hence a dense Ō."""
-    return resolve(mode, solver, n_samples, n_params, cheap_gram) == ("S", "cholesky")
+def needs_dense_jacobian(mode: str, solver: str, n_samples: int, n_params: int) -> bool:
+    """Only the parameter-space Cholesky form needs the P × P matrix, hence a dense Ō.
+    (A cheap Gram matrix only adds a sample-space CG choice to ``resolve``: no effect here.)"""
+    return resolve(mode, solver, n_samples, n_params) == ("S", "cholesky")
 
 
 def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky", tol: float = 1e-10) -> jax.Array:

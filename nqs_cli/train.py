@@ -98,8 +98,7 @@ def make_train_step(problem):
         e_loc = batched_e_loc(state.params, flat)
         st = statistics(e_loc.reshape(samples.shape[:2]).real)
         flat_params, unravel = ravel_pytree(state.params)
-        structured = problem.structured_jacobian is not None
-        dense = sr_cfg is not None and sr.needs_dense_jacobian(sr_cfg.mode, sr_cfg.solver, flat.shape[0], flat_params.size, structured)
+        dense = sr_cfg is not None and sr.needs_dense_jacobian(sr_cfg.mode, sr_cfg.solver, flat.shape[0], flat_params.size)
         jac = problem.jacobian(state.params, flat, dense=dense, chunk_size=cfg.train.chunk_size)
         eps = sr.centered_energies(e_loc, flat_params.dtype)
         grad = sr.energy_gradient(jac, eps)
