@@ -164,7 +164,8 @@ class BondHamiltonian:
         m = r - (cumulative[e] - counts[e])
         row = rows[e]
         sites = jnp.stack([t["i"][e], t["j"][e]])
-        x_new = xi.at[sites[0]].set(t["new_i"][row, m]).at[sites[1]].set(t["new_j"][row, m])
+        at = jnp.arange(xi.shape[-1])  # selects against the site index rather than two scatters
+        x_new = jnp.where(at == sites[0], t["new_i"][row, m], jnp.where(at == sites[1], t["new_j"][row, m], xi))
         return jnp.where(total > 0, x_new, xi), total, sites
 
     def n_conn(self, x: jax.Array) -> jax.Array:

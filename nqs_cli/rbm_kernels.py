@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nqs_cli.models.activations import log_cosh
+from nqs_cli.models.activations import sum_log_cosh
 
 
 def _kernel_rows(model, params, x):
@@ -43,7 +43,7 @@ def log_psi(model, params, x: jax.Array) -> jax.Array:
     th = jnp.sum(rows, axis=0)
     if model.use_hidden_bias:
         th = th + params["RBM"]["Dense"]["bias"]
-    return jnp.sum(log_cosh(th)) + jnp.sum(visible_term(model, params, idx))
+    return sum_log_cosh(th) + jnp.sum(visible_term(model, params, idx))
 
 
 def delta_tables(model, params):
@@ -91,7 +91,7 @@ def local_energy(model, hamiltonian):
         old = x[sites]
         th = theta(model, params, x)
         shift = d_theta[sites[:, 0], old[:, 0], new[:, 0]] + d_theta[sites[:, 1], old[:, 1], new[:, 1]]  # (K, H)
-        d_log = jnp.sum(log_cosh(th[None, :] + shift) - log_cosh(th)[None, :], axis=1)
+        d_log = sum_log_cosh(th[None, :] + shift) - sum_log_cosh(th)
         d_log = d_log + d_vis[sites[:, 0], old[:, 0], new[:, 0]] + d_vis[sites[:, 1], old[:, 1], new[:, 1]]
         return jnp.sum(mels * jnp.exp(d_log))
 
@@ -114,7 +114,7 @@ class RBMIncremental:
         params = ctx[0]
         _, idx = _kernel_rows(self.model, params, x)
         th, vis = theta(self.model, params, x), jnp.sum(visible_term(self.model, params, idx))
-        return jnp.sum(log_cosh(th)) + vis, (th, vis)
+        return sum_log_cosh(th) + vis, (th, vis)
 
     def update(self, ctx, cache, x, x_new):
         changed = x_new != x
@@ -132,9 +132,9 @@ class RBMIncremental:
         th, vis = cache
         weights = weights.astype(th.dtype)
         old, new = x[sites], x_new[sites]
-        th = th + weights @ d_theta[sites, old, new]
-        vis = vis + weights @ d_vis[sites, old, new]
-        return jnp.sum(log_cosh(th)) + vis, (th, vis)
+        th = th + jnp.sum(weights[:, None] * d_theta[sites, old, new], axis=0)
+        vis = vis + jnp.sum(weights * d_vis[sites, old, new])
+        return sum_log_cosh(th) + vis, (th, vis)
 
 
 __all__ = ["theta", "log_psi", "local_energy", "local_energy_block", "delta_tables", "RBMIncremental"]

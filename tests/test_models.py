@@ -20,7 +20,7 @@ from nqs_cli.models import (
     RBMMultiVal,
     activation_by_name,
 )
-from nqs_cli.models.activations import log_cosh
+from nqs_cli.models.activations import log_cosh, sum_log_cosh
 
 FIXTURE = Path(__file__).parent / "fixtures" / "netket_models.json"
 TOL = 1e-12
@@ -313,6 +313,23 @@ def test_activation_table():
 def test_unknown_activation_lists_valid_names(name):
     with pytest.raises(ValueError, match="valid names: .*log_cosh"):
         activation_by_name(name)
+
+
+@pytest.mark.parametrize("width", [1, 32, 64, 100, 256])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_log_cosh_equals_the_elementwise_sum(width, dtype):
+    """One log per group of 64 factors: the same sum as Σ log_cosh to rounding, also with
+    padding (100), large |x| (factors → 1) and float32 (64 factors ≤ 2^64, no overflow)."""
+    x = np.random.default_rng(width).normal(0.0, 3.0, (3, width))
+    x[0, 0] = 800.0
+    x = x.astype(dtype)
+    got = jax.jit(sum_log_cosh)(x)
+    want = np.sum(np.asarray(log_cosh(x.astype(np.float64))), axis=-1)
+    eps = np.finfo(dtype).eps
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=8 * eps * np.sqrt(width), atol=0)
+    z = (np.clip(x, -5, 5) + 0.5j * x[::-1].clip(-5, 5)).astype(np.complex128)
+    np.testing.assert_allclose(sum_log_cosh(z), np.sum(np.log(np.cosh(z)), axis=-1), rtol=1e-12)
 
 
 def test_log_cosh_is_stable_and_exact():
