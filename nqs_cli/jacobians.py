@@ -116,10 +116,28 @@ class RBMJacobian:
         m, h = self._m, self._h
         return (self.u.shape[0], m * h + h * self.use_hidden_bias + m * self.use_visible_bias)
 
+    def _uncentred_gram(self) -> jax.Array:
+        """Σ over parameters of O_i O_j = (u_i·u_j)(w_i·w_j) − [corner] 1, without the
+        constant corner term (it vanishes under the centring). u holds zeros and ones, so
+        u·uᵀ counts agreements: exact in float32, whose product is ~1.5× faster."""
+        agree = self.u.astype(jnp.float32) @ self.u.astype(jnp.float32).T
+        return agree.astype(self.w.dtype) * (self.w @ self.w.T)
+
     def gram(self) -> jax.Array:
-        """Σ over parameters of O_i O_j = (u_i·u_j)(w_i·w_j) − [corner] 1; the constant
-        corner term vanishes under the centring."""
-        return _center_gram((self.u @ self.u.T) * (self.w @ self.w.T))
+        return _center_gram(self._uncentred_gram())
+
+    def gram_matvec(self):
+        """y ↦ ŌŌᵀy, with the uncentred N × N matrix formed once and the centring applied to
+        the vectors (O(N) per product) instead of to the matrix (three O(N²) passes)."""
+        k = self._uncentred_gram()
+        n = k.shape[0]
+
+        def matvec(y):
+            y = y - jnp.mean(y)
+            ky = k @ y
+            return (ky - jnp.mean(ky)) / n
+
+        return matvec
 
     def _centred(self, y: jax.Array) -> jax.Array:
         n = y.shape[0]

@@ -106,8 +106,8 @@ def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: st
     mode, solver = resolve(mode, solver, n, p, cheap_gram)
     if mode == "minsr":
         if solver == "cg" and cheap_gram:
-            gram = jac.gram()
-            x = _cg(lambda v: gram @ v + diag_shift * v, eps, tol)
+            gram_matvec = jac.gram_matvec()
+            x = _cg(lambda v: gram_matvec(v) + diag_shift * v, eps, tol)
         elif solver == "cg":
             x = _cg(lambda v: jac.apply_native(jac.transpose_apply_native(v)) + diag_shift * v, eps, tol)
         else:

@@ -138,6 +138,7 @@ def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visibl
     assert structured.shape == dense.shape
     np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
     y = jax.random.normal(jax.random.key(3), (xs.shape[0],))
+    np.testing.assert_allclose(structured.gram_matvec()(y), dense.gram() @ y, rtol=1e-10, atol=1e-12)
     v = jax.random.normal(jax.random.key(4), (dense.shape[1],))
     np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
@@ -154,6 +155,7 @@ def test_structured_rbm_jacobian_equals_dense(kind, monkeypatch):
     assert type(structured).__name__ == "RBMJacobian" and structured.shape == dense.shape
     np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
     y = jax.random.normal(jax.random.key(1), (xs.shape[0],))
+    np.testing.assert_allclose(structured.gram_matvec()(y), dense.gram() @ y, rtol=1e-10, atol=1e-12)
     v = jax.random.normal(jax.random.key(2), (dense.shape[1],))
     np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
