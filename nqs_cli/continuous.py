@@ -209,9 +209,16 @@ def deepset_derivatives(h: Callable, rho: Callable, units: jax.Array, n_particle
         g = jnp.zeros((n_particles, *jac.shape[1:]), jac.dtype).at[i].add(jac).at[j].add(-jac)
         weight = 2.0
     grad_rho = jax.grad(rho)(s)
-    hess_rho = jax.hessian(rho)(s)
     grad = jnp.einsum("naf,f->na", g, grad_rho).reshape(-1)
-    lap = jnp.einsum("naf,fk,nak->", g, hess_rho, g) + weight * jnp.dot(grad_rho, jnp.sum(lap_h, axis=0))
+    directions = g.reshape(-1, g.shape[-1])  # (N·D, F)
+    if directions.shape[0] < directions.shape[1]:
+        # Σ_ia G_iaᵀ H_ρ G_ia as second derivatives of ρ along the N·D directions G_ia
+        # (forward over forward), cheaper than the F × F Hessian when N·D < F
+        along_g = lambda v: jax.jvp(lambda y: jax.jvp(rho, (y,), (v,))[1], (s,), (v,))[1]  # noqa: E731
+        curvature = jnp.sum(jax.vmap(along_g)(directions))
+    else:
+        curvature = jnp.einsum("nf,fk,nk->", directions, jax.hessian(rho)(s), directions)
+    lap = curvature + weight * jnp.dot(grad_rho, jnp.sum(lap_h, axis=0))
     return grad, lap
 
 

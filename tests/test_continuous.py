@@ -161,8 +161,10 @@ def test_zero_variance_gaussian_ground_state(dims):
         dict(dims=1, model=TINY),
         dict(dims=2, model=TINY, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}),
         dict(dims=2, model={**TINY, "envelope": "none", "activation": "tanh"}),
+        dict(dims=1, model={"features_phi": [8, 8], "features_rho": [8]}, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}),
     ],
-    ids=["trap-1d", "trap-2d-pair", "no-envelope"],
+    # ρ's curvature: along the N·D directions when N·D < F (trap-1d, wide-rho), else by its Hessian
+    ids=["trap-1d", "trap-2d-pair", "no-envelope", "wide-rho"],
 )
 def test_fast_laplacian_deepsets_equals_hessian(case):
     problem = build_continuous_problem(make_cfg(n=4, **case))
@@ -177,12 +179,12 @@ RELDIST = {"layers_phi": 2, "layers_rho": 2, "features_phi": 4, "features_rho": 
 
 
 @pytest.mark.parametrize(
-    "dims, extent, cusp",
-    [(1, 6.0, None), (2, [5.0, 4.0], 2)],
-    ids=["1d", "2d-cusp"],
+    "dims, extent, cusp, features",
+    [(1, 6.0, None, 4), (2, [5.0, 4.0], 2, 4), (1, 6.0, 1, 8)],
+    ids=["1d", "2d-cusp", "1d-cusp-wide"],
 )
-def test_fast_laplacian_reldist_equals_hessian_and_is_periodic(dims, extent, cusp):
-    model = {**RELDIST, **({"cusp_exponent": cusp} if cusp else {})}
+def test_fast_laplacian_reldist_equals_hessian_and_is_periodic(dims, extent, cusp, features):
+    model = {**RELDIST, "features_rho": features, **({"cusp_exponent": cusp} if cusp else {})}
     cfg = make_cfg(n=4, dims=dims, extent=extent, omega=0.0, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model=model)
     problem = build_continuous_problem(cfg)
     params = perturbed_params(problem)
