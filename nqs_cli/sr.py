@@ -34,8 +34,9 @@ MINSR_CHOLESKY_MAX_SAMPLES = 8192
 # N² product per iteration, instead of by Ō and Ōᵀ. Measured (2-core CPU, tol 1e-5):
 # Bose-Hubbard L=8 (N = 1008, P = 1088) 9.2 ms vs 14.4 ms for parameter-space CG on the
 # products; spin-1 L=10 (1008, 1890) 14.2 ms vs 20.5 ms for the Cholesky solve; Bose-Hubbard
-# L=32 (4096, 33152) 0.74 s vs 1.22 s for the Cholesky solve. Up to this many samples (the
-# matrix takes N² numbers):
+# L=32 (4096, 33152) 0.74 s vs 1.22 s for the Cholesky solve. (Bose-Hubbard L=8 since the
+# centring moved to the vectors and u·uᵀ to float32, RBMJacobian.gram_matvec: 5.2 ms, of
+# which 3.0 ms forming the matrix.) Up to this many samples (the matrix takes N² numbers):
 GRAM_CG_MAX_SAMPLES = 4096
 
 
