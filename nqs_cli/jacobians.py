@@ -130,14 +130,7 @@ class RBMJacobian:
         """y ↦ ŌŌᵀy, with the uncentred N × N matrix formed once and the centring applied to
         the vectors (O(N) per product) instead of to the matrix (three O(N²) passes)."""
         k = self._uncentred_gram()
-        n = k.shape[0]
-
-        def matvec(y):
-            y = y - jnp.mean(y)
-            ky = k @ y
-            return (ky - jnp.mean(ky)) / n
-
-        return matvec
+        return lambda y: self._centred(k @ self._centred(y))  # C K C y / N, C = 1 − 11ᵀ/N
 
     def _centred(self, y: jax.Array) -> jax.Array:
         n = y.shape[0]
