@@ -22,28 +22,31 @@ def _kernel_rows(model, params, x):
     return inner["Dense"]["kernel"][idx], idx
 
 
-def theta(model, params, x: jax.Array) -> jax.Array:
-    """Hidden pre-activations θ (H,) of one configuration of local indices x (N,)."""
-    rows, _ = _kernel_rows(model, params, x)
-    out = jnp.sum(rows, axis=0)
-    if model.use_hidden_bias:
-        out = out + params["RBM"]["Dense"]["bias"]
-    return out
-
-
 def visible_term(model, params, flat_index: jax.Array) -> jax.Array:
     if not model.use_visible_bias:
         return jnp.zeros(flat_index.shape, params["RBM"]["Dense"]["kernel"].dtype)
     return params["RBM"]["visible_bias"][flat_index]
 
 
-def log_psi(model, params, x: jax.Array) -> jax.Array:
-    """log ψ(x) of ``RBMMultiVal`` by gathers (same value as ``model.apply``)."""
+def theta_and_visible(model, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Hidden pre-activations θ (H,) and the visible-bias term (scalar) of one configuration
+    of local indices x (N,), from one gather of kernel rows."""
     rows, idx = _kernel_rows(model, params, x)
     th = jnp.sum(rows, axis=0)
     if model.use_hidden_bias:
         th = th + params["RBM"]["Dense"]["bias"]
-    return sum_log_cosh(th) + jnp.sum(visible_term(model, params, idx))
+    return th, jnp.sum(visible_term(model, params, idx))
+
+
+def theta(model, params, x: jax.Array) -> jax.Array:
+    """Hidden pre-activations θ (H,) of one configuration of local indices x (N,)."""
+    return theta_and_visible(model, params, x)[0]
+
+
+def log_psi(model, params, x: jax.Array) -> jax.Array:
+    """log ψ(x) of ``RBMMultiVal`` by gathers (same value as ``model.apply``)."""
+    th, vis = theta_and_visible(model, params, x)
+    return sum_log_cosh(th) + vis
 
 
 def delta_tables(model, params):
@@ -111,9 +114,7 @@ class RBMIncremental:
         return params, *delta_tables(self.model, params)
 
     def init(self, ctx, x):
-        params = ctx[0]
-        _, idx = _kernel_rows(self.model, params, x)
-        th, vis = theta(self.model, params, x), jnp.sum(visible_term(self.model, params, idx))
+        th, vis = theta_and_visible(self.model, ctx[0], x)
         return sum_log_cosh(th) + vis, (th, vis)
 
     def update(self, ctx, cache, x, x_new):
