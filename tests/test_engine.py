@@ -124,6 +124,21 @@ def test_minsr_equals_parameter_space_sr():
     assert sr.resolve("auto", "auto", 1008, 600, cheap_gram=True) == ("S", "cg")
 
 
+def assert_structured_maps_equal_dense(structured, dense, key):
+    """Gram matrix, Gram products, Ōᵀy and Ōv of the structured RBM Jacobian = the dense one's
+    (to 1e-10); returns the random sample-space vector y used."""
+    assert structured.shape == dense.shape
+    k_y, k_v = jax.random.split(key)
+    np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
+    y = jax.random.normal(k_y, (dense.shape[0],))
+    np.testing.assert_allclose(structured.gram_matvec()(y), dense.gram() @ y, rtol=1e-10, atol=1e-12)
+    v = jax.random.normal(k_v, (dense.shape[1],))
+    np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(structured.flatten(structured.native(v)), v)
+    return y
+
+
 @pytest.mark.parametrize("hidden_bias, visible_bias", [(True, False), (False, True), (False, False)])
 def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visible_bias):
     from nqs_cli.jacobians import rbm_jacobian
@@ -135,14 +150,7 @@ def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visibl
     params = jax.tree_util.tree_map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(2), a.shape), params)
     dense = dense_jacobian(lambda p, x: model.apply({"params": p}, x), params, xs)
     structured = rbm_jacobian(model, params, xs)
-    assert structured.shape == dense.shape
-    np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
-    y = jax.random.normal(jax.random.key(3), (xs.shape[0],))
-    np.testing.assert_allclose(structured.gram_matvec()(y), dense.gram() @ y, rtol=1e-10, atol=1e-12)
-    v = jax.random.normal(jax.random.key(4), (dense.shape[1],))
-    np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(structured.flatten(structured.native(v)), v)
+    assert_structured_maps_equal_dense(structured, dense, jax.random.key(3))
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
@@ -152,13 +160,8 @@ def test_structured_rbm_jacobian_equals_dense(kind, monkeypatch):
     xs = jnp.asarray(problem.space.all_states())
     dense = dense_jacobian(problem.log_psi, params, xs)
     structured = problem.jacobian(params, xs)
-    assert type(structured).__name__ == "RBMJacobian" and structured.shape == dense.shape
-    np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
-    y = jax.random.normal(jax.random.key(1), (xs.shape[0],))
-    np.testing.assert_allclose(structured.gram_matvec()(y), dense.gram() @ y, rtol=1e-10, atol=1e-12)
-    v = jax.random.normal(jax.random.key(2), (dense.shape[1],))
-    np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
+    assert type(structured).__name__ == "RBMJacobian"
+    y = assert_structured_maps_equal_dense(structured, dense, jax.random.key(1))
     eps = sr.centered_energies(y, y.dtype)
     reference = sr.sr_direction(dense, eps, 1e-2, "S", "cholesky")
     for solver in ("cholesky", "cg"):
