@@ -53,7 +53,7 @@ def continuous_available() -> bool:
     import importlib.util
     from pathlib import Path
 
-    if importlib.util.find_spec("nqs_cli.continuous") is None:
+    if importlib.util.find_spec("nqs_cli.systems.continuum.hamiltonian") is None:
         return False
     cfg = Path(__file__).resolve().parents[1] / "configs" / "harmonic_trap.toml"
     if not cfg.exists():
@@ -96,8 +96,8 @@ def n_params(tree) -> int:
 class NqsSide:
     def __init__(self, raw: dict, overrides: list[str] | None = None):
         from nqs_cli import config
-        from nqs_cli.problem import build_problem
-        from nqs_cli.train import init_state, make_train_step, root_keys
+        from nqs_cli.setup.problem import build_problem
+        from nqs_cli.vmc.step import init_state, make_train_step, root_keys
 
         self.cfg = config.from_dict(raw, source=f"<bench {raw['name']}>", overrides=overrides)
         self.problem = build_problem(self.cfg)
@@ -122,8 +122,8 @@ class NqsSide:
         The gradient + SR share is the full step minus these two (the SR internals change
         too often to time them from outside).
         """
-        from nqs_cli.sampler import make_sampler
-        from nqs_cli.train import batched_local_energy
+        from nqs_cli.vmc.sampler import make_sampler
+        from nqs_cli.vmc.step import batched_local_energy
 
         s, p = self.cfg.sampler, self.problem
         sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, p.evaluator))
@@ -329,7 +329,7 @@ def selected_cases(args) -> list[str]:
     names = args.case or list(CASES)
     if any(CASES[n].needs_continuous for n in names) and not continuous_available():
         skipped = [n for n in names if CASES[n].needs_continuous]
-        log(f"skipping {', '.join(skipped)}: nqs_cli.continuous missing or `nqs validate configs/harmonic_trap.toml` fails")
+        log(f"skipping {', '.join(skipped)}: nqs_cli.systems.continuum.hamiltonian missing or `nqs validate configs/harmonic_trap.toml` fails")
         names = [n for n in names if not CASES[n].needs_continuous]
     return names
 

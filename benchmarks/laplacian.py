@@ -18,7 +18,7 @@ import jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 
 from nqs_cli import config  # noqa: E402
-from nqs_cli.continuous import build_continuous_problem  # noqa: E402
+from nqs_cli.systems.continuum.hamiltonian import build_continuous_problem  # noqa: E402
 
 
 def time_fn(fn, params, xs, repeats: int) -> tuple[float, float]:

@@ -1,3 +1,3 @@
-from nqs_cli.cli import main
+from nqs_cli.app.cli import main
 
 main()

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from nqs_cli.cli import app
+from nqs_cli.app.cli import app
 
 runner = CliRunner()
 

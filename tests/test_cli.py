@@ -7,7 +7,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from nqs_cli.cli import app
+from nqs_cli.app.cli import app
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nqs_cli import config
-from nqs_cli.cli import app
+from nqs_cli.app.cli import app
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.toml"))
 runner = CliRunner()

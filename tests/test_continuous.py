@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nqs_cli import config
-from nqs_cli.continuous import (
+from nqs_cli.systems.continuum.hamiltonian import (
     ContinuousHamiltonian,
     ParticleSpace,
     aziz,
@@ -21,7 +21,7 @@ from nqs_cli.continuous import (
     gaussian_pair,
     lennard_jones,
 )
-from nqs_cli.observables import observables
+from nqs_cli.systems.continuum.observables import observables
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"features_phi": [4, 4], "features_rho": [4]}
@@ -241,7 +241,7 @@ def test_density_normalisation(dims):
 def test_harmonic_trap_config_converges(tmp_path):
     from typer.testing import CliRunner
 
-    from nqs_cli.cli import app
+    from nqs_cli.app.cli import app
 
     result = CliRunner().invoke(app, ["train", str(ROOT / "configs/harmonic_trap.toml"), "--out", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code == 0, result.output

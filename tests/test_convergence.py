@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nqs_cli.cli import app
+from nqs_cli.app.cli import app
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

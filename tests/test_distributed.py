@@ -11,7 +11,7 @@ import time
 import pytest
 
 from nqs_cli.config import DistributedConfig
-from nqs_cli.distributed import DistributedError, launch_settings
+from nqs_cli.run.distributed import DistributedError, launch_settings
 
 # the 4-device parity problem (12 iterations, a checkpoint every 6), here split over 2 processes
 from test_devices import CONFIG

@@ -7,11 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nqs_cli import config, sr
-from nqs_cli.jacobians import DenseJacobian, dense_jacobian
-from nqs_cli.problem import build_problem
-from nqs_cli.sampler import init_chains, make_sampler
-from nqs_cli.stats import integrated_time, statistics
+from nqs_cli import config
+from nqs_cli.vmc import sr
+from nqs_cli.vmc.jacobians import DenseJacobian, dense_jacobian
+from nqs_cli.setup.problem import build_problem
+from nqs_cli.vmc.sampler import init_chains, make_sampler
+from nqs_cli.vmc.stats import integrated_time, statistics
 
 
 def tiny(kind: str, **extra):
@@ -141,7 +142,7 @@ def assert_structured_maps_equal_dense(structured, dense, key):
 
 @pytest.mark.parametrize("hidden_bias, visible_bias", [(True, False), (False, True), (False, False)])
 def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visible_bias):
-    from nqs_cli.jacobians import rbm_jacobian
+    from nqs_cli.vmc.jacobians import rbm_jacobian
     from nqs_cli.models import RBMMultiVal
 
     model = RBMMultiVal(n_classes=3, alpha=1, use_hidden_bias=hidden_bias, use_visible_bias=visible_bias)
@@ -245,7 +246,7 @@ def test_integrated_time_of_ar1_process():
 
 
 def test_train_step_keeps_shapes_and_is_finite():
-    from nqs_cli.train import init_state, make_train_step
+    from nqs_cli.vmc.step import init_state, make_train_step
 
     problem = tiny("bose-hubbard", sampler__n_samples=64, sampler__n_chains=8)
     state = init_state(problem, 0)
@@ -273,13 +274,13 @@ def test_fast_rbm_kernels_equal_the_module(kind):
 
 
 def problem_generic_local_energy(problem):
-    from nqs_cli.problem import discrete_local_energy
+    from nqs_cli.setup.problem import discrete_local_energy
 
     return discrete_local_energy(problem.hamiltonian)(lambda p, x: problem.model.apply({"params": p}, x))
 
 
 def test_chunked_evaluation_equals_unchunked():
-    from nqs_cli.train import batched_local_energy, chunked_map
+    from nqs_cli.vmc.step import batched_local_energy, chunked_map
 
     problem = tiny("heisenberg")
     params = random_params(problem)
@@ -340,8 +341,8 @@ def test_site_aware_update_tracks_log_psi(kind):
 FRESH_PROCESS_SR = """
 import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
-from nqs_cli import sr
-from nqs_cli.jacobians import DenseJacobian, RBMJacobian
+from nqs_cli.vmc import sr
+from nqs_cli.vmc.jacobians import DenseJacobian, RBMJacobian
 rng = np.random.default_rng(7)
 n, sites, classes, hidden = 1008, 10, 3, 20
 v = jnp.asarray(np.eye(classes)[rng.integers(0, classes, (n, sites))].reshape(n, -1))

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nqs_cli.hilbert import FockSpace, SpinSpace
-from nqs_cli.lattice import Lattice
+from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
+from nqs_cli.systems.lattice.graph import Lattice
 
 # ---- lattice -------------------------------------------------------------------------
 

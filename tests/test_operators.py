@@ -3,10 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nqs_cli.exact import exact_ground_state, ground_state_energy
-from nqs_cli.hilbert import FockSpace, SpinSpace
-from nqs_cli.lattice import Lattice
-from nqs_cli.operators import BondHamiltonian, bose_hubbard, heisenberg, spin_matrices
+from nqs_cli.systems.lattice.exact import exact_ground_state, ground_state_energy
+from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
+from nqs_cli.systems.lattice.graph import Lattice
+from nqs_cli.systems.lattice.operators import BondHamiltonian, bose_hubbard, heisenberg, spin_matrices
 
 SQRT2 = np.sqrt(2.0)
 

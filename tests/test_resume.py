@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
-from nqs_cli.cli import app
-from nqs_cli.train import RunError, run_loop
+from nqs_cli.app.cli import app
+from nqs_cli.vmc.step import RunError, run_loop
 
 runner = CliRunner()
 

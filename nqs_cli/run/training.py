@@ -17,10 +17,10 @@ import jax
 import numpy as np
 
 from nqs_cli import config as config_mod
-from nqs_cli import distributed as dist
-from nqs_cli import run_dir as rd
-from nqs_cli.devices import check_chains, place_state
-from nqs_cli.train import RunError, StepRecord, init_state, make_train_step, n_parameters, root_keys, run_loop
+from nqs_cli.run import distributed as dist
+from nqs_cli.run import run_dir as rd
+from nqs_cli.vmc.devices import check_chains, place_state
+from nqs_cli.vmc.step import RunError, StepRecord, init_state, make_train_step, n_parameters, root_keys, run_loop
 
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
 
@@ -126,7 +126,7 @@ def open_run(cfg, config_text: str, out: Path | None, force: bool, template, cha
 def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False, max_time_s: float | None = None) -> TrainOutcome:
     """Train ``cfg``. In a multi-process run every process calls this; only process 0 (the
     lead) touches the run directory, and the others receive its decisions by broadcast."""
-    from nqs_cli.problem import build_problem
+    from nqs_cli.setup.problem import build_problem
 
     start_wall = time.monotonic()
     lead = dist.is_lead()
@@ -232,8 +232,8 @@ def train(cfg, config_text: str, *, out: Path | None, n_iter: int | None, report
 
 def write_observables(path: Path, problem, state) -> None:
     """Density profile (trap) or g(r) (box) from one more sampling pass of the final state."""
-    from nqs_cli.observables import observables
-    from nqs_cli.sampler import make_sampler
+    from nqs_cli.systems.continuum.observables import observables
+    from nqs_cli.vmc.sampler import make_sampler
 
     s = problem.cfg.sampler
     sample = jax.jit(make_sampler(problem.log_psi, problem.rule, 4 * s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, problem.evaluator))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nqs_cli.jacobians import DenseJacobian, dense_jacobian
+from nqs_cli.vmc.jacobians import DenseJacobian, dense_jacobian
 
 # "auto" solver: a direct Cholesky solve for small systems; above this dimension conjugate
 # gradients on matrix-vector products (O(dim²) or less per iteration instead of O(dim³)),

@@ -592,7 +592,7 @@ def _check_lattice_system(cfg: Config, p: _Parser) -> None:
             if not float(hil.total_sz - hil.s * cfg.n_sites).is_integer():
                 p.fail("hilbert.total_sz", f"{hil.total_sz} is not reachable with {cfg.n_sites} spins s = {hil.s}")
         if ham.sign_rule:
-            from nqs_cli.lattice import Lattice
+            from nqs_cli.systems.lattice.graph import Lattice
 
             if not Lattice(lat.graph, lat.length, lattice_dims(lat), lat.pbc).is_bipartite:
                 p.fail("hamiltonian.sign_rule", "Marshall's sign rule needs a bipartite lattice (this one has odd periodic loops)")

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from nqs_cli.hilbert import FockSpace, SpinSpace
-from nqs_cli.lattice import Lattice
+from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
+from nqs_cli.systems.lattice.graph import Lattice
 
 _CHUNK = 4096  # states per batch when building sparse matrices
 

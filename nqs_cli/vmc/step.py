@@ -19,9 +19,9 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from nqs_cli import sr
-from nqs_cli.sampler import ChainState, init_chains, make_sampler
-from nqs_cli.stats import statistics
+from nqs_cli.vmc import sr
+from nqs_cli.vmc.sampler import ChainState, init_chains, make_sampler
+from nqs_cli.vmc.stats import statistics
 
 
 @struct.dataclass

@@ -81,7 +81,7 @@ def setup_jax(cfg) -> None:
 
 
 def build(cfg):
-    from nqs_cli.problem import build_problem
+    from nqs_cli.setup.problem import build_problem
 
     try:
         return build_problem(cfg)
@@ -128,10 +128,11 @@ def train(
     process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-process run: this process's rank, 0 writes the run directory (distributed.process_id)."),
 ):
     """Train a variational state; write the run directory; print the final energy."""
-    from nqs_cli import distributed, runner
-    from nqs_cli.report import TrainReporter
-    from nqs_cli.run_dir import RunDirError
-    from nqs_cli.train import RunError
+    from nqs_cli.run import distributed
+    from nqs_cli.run import training as runner
+    from nqs_cli.app.render import TrainReporter
+    from nqs_cli.run.run_dir import RunDirError
+    from nqs_cli.vmc.step import RunError
 
     flags = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     overrides = list(set_ or []) + [f"distributed.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
@@ -193,7 +194,7 @@ def exact(config: Path = typer.Argument(..., help="TOML config file"), set_: Opt
     """Exact ground-state energy by Lanczos (small lattice systems, constrained sector)."""
     cfg = load_config(config, set_)
     if cfg.is_continuous:
-        from nqs_cli import continuous
+        from nqs_cli.systems.continuum import hamiltonian as continuous
 
         e0 = continuous.exact_energy(cfg)
         if e0 is None:
@@ -202,8 +203,8 @@ def exact(config: Path = typer.Argument(..., help="TOML config file"), set_: Opt
         return
     setup_jax(cfg)
     problem = build(cfg)
-    from nqs_cli.exact import ground_state_energy
-    from nqs_cli.problem import EXACT_MAX_STATES
+    from nqs_cli.systems.lattice.exact import ground_state_energy
+    from nqs_cli.setup.problem import EXACT_MAX_STATES
 
     n = problem.space.n_states
     if n > EXACT_MAX_STATES:
@@ -224,7 +225,7 @@ def summary(
     depth: Optional[int] = typer.Option(None, "--depth", min=0, help="Nesting depth of the table."),
 ):
     """Print a model's parameter table (flax Module.tabulate) and its parameter count."""
-    from nqs_cli.presets import PRESETS
+    from nqs_cli.app.presets import PRESETS
 
     if config is not None:
         cfg = load_config(config, (set_ or []) + ([f'model.kind="{model}"'] if model else []))
@@ -250,7 +251,7 @@ def summary(
         console_kwargs={"force_terminal": out.is_terminal, "width": max(out.width, 100), "no_color": not out.is_terminal},
     )
     params = problem.init_params(jax.random.key(0))
-    from nqs_cli.train import n_parameters
+    from nqs_cli.vmc.step import n_parameters
 
     out.print(f"{cfg.model.kind} on {problem.description} ({origin})")
     out.print(Text.from_ansi(table) if out.is_terminal else table, end="")
@@ -267,10 +268,10 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains."),
 ):
     """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
-    from nqs_cli.evaluate import evaluate as run_evaluate
-    from nqs_cli.evaluate import load_run_config
-    from nqs_cli.report import fmt_energy
-    from nqs_cli.run_dir import RunDirError
+    from nqs_cli.run.evaluate import evaluate as run_evaluate
+    from nqs_cli.run.evaluate import load_run_config
+    from nqs_cli.app.render import fmt_energy
+    from nqs_cli.run.run_dir import RunDirError
 
     try:
         setup_jax(load_run_config(run))
@@ -296,9 +297,9 @@ def report(
     discard: int = typer.Option(0, "--discard", min=0, help="Drop the first N iterations from the final estimate."),
 ):
     """Compare runs: a table of final energies, errors, exact references and timings."""
-    from nqs_cli.compare import collect_run, plot_runs
-    from nqs_cli.report import runs_table
-    from nqs_cli.run_dir import RunDirError
+    from nqs_cli.run.report import collect_run, plot_runs
+    from nqs_cli.app.render import runs_table
+    from nqs_cli.run.run_dir import RunDirError
 
     rows = []
     for path in runs:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nqs_cli import run_dir as rd
-from nqs_cli.runner import final_estimate, relative_error
+from nqs_cli.run import run_dir as rd
+from nqs_cli.run.training import final_estimate, relative_error
 
 
 def describe_system(resolved: dict) -> str:

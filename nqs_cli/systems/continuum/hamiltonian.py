@@ -385,8 +385,8 @@ def describe(cfg: Config, ham: ContinuousHamiltonian) -> str:
 
 def build_continuous_problem(cfg: Config, fast: bool = True):
     """The Problem for a continuous config; ``fast=False`` uses the generic Hessian Laplacian."""
-    from nqs_cli.problem import Problem
-    from nqs_cli.sampler import GaussianRule
+    from nqs_cli.setup.problem import Problem
+    from nqs_cli.vmc.sampler import GaussianRule
 
     space = build_space(cfg)
     ham = build_hamiltonian(cfg, space)

@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 
 from nqs_cli import config as config_mod
-from nqs_cli import run_dir as rd
+from nqs_cli.run import run_dir as rd
 
 EVAL_DISCARD_SWEEPS = 100
 
@@ -27,11 +27,11 @@ def load_run_config(path: Path):
 
 def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=lambda msg: None) -> dict:
     """Energy ± error, variance, R̂, τ of the newest checkpoint's parameters; writes evaluation.json."""
-    from nqs_cli.problem import build_problem
-    from nqs_cli.runner import relative_error
-    from nqs_cli.sampler import init_chains, make_sampler
-    from nqs_cli.stats import statistics
-    from nqs_cli.train import batched_local_energy, init_state
+    from nqs_cli.setup.problem import build_problem
+    from nqs_cli.run.training import relative_error
+    from nqs_cli.vmc.sampler import init_chains, make_sampler
+    from nqs_cli.vmc.stats import statistics
+    from nqs_cli.vmc.step import batched_local_energy, init_state
 
     cfg = load_run_config(path)
     problem = build_problem(cfg)

@@ -38,7 +38,7 @@ class Problem:
         """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see jacobians.py."""
         if self.structured_jacobian is not None and not dense:
             return self.structured_jacobian(self.model, params, samples)
-        from nqs_cli.jacobians import dense_jacobian
+        from nqs_cli.vmc.jacobians import dense_jacobian
 
         return dense_jacobian(self.log_psi, params, samples, chunk_size=chunk_size)
 
@@ -65,12 +65,12 @@ class Problem:
     def exact_energy(self) -> float | None:
         """Exact ground-state energy when known in closed form or by Lanczos (small sectors)."""
         if self.cfg.is_continuous:
-            from nqs_cli import continuous
+            from nqs_cli.systems.continuum import hamiltonian as continuous
 
             return continuous.exact_energy(self.cfg)
         if self.space.n_states > EXACT_MAX_STATES:
             return None
-        from nqs_cli.exact import ground_state_energy
+        from nqs_cli.systems.lattice.exact import ground_state_energy
 
         return ground_state_energy(self.hamiltonian, self.space, max_states=EXACT_MAX_STATES)
 
@@ -95,35 +95,35 @@ def discrete_local_energy(hamiltonian):
 
 
 def build_lattice(cfg: Config):
-    from nqs_cli.lattice import Lattice
+    from nqs_cli.systems.lattice.graph import Lattice
 
     lat = cfg.lattice
     return Lattice(graph=lat.graph, length=lat.length, dims=lattice_dims(lat), pbc=lat.pbc)
 
 
 def build_fock(cfg: Config, lattice):
-    from nqs_cli.hilbert import FockSpace
+    from nqs_cli.systems.lattice.hilbert import FockSpace
 
     h = cfg.hilbert
     return FockSpace(n_sites=lattice.n_sites, n_max=h.n_max, n_particles=h.n_particles)
 
 
 def build_spin(cfg: Config, lattice):
-    from nqs_cli.hilbert import SpinSpace
+    from nqs_cli.systems.lattice.hilbert import SpinSpace
 
     h = cfg.hilbert
     return SpinSpace(n_sites=lattice.n_sites, s=h.s, total_sz=h.total_sz)
 
 
 def build_bose_hubbard(cfg: Config, lattice, space):
-    from nqs_cli.operators import bose_hubbard
+    from nqs_cli.systems.lattice.operators import bose_hubbard
 
     h = cfg.hamiltonian
     return bose_hubbard(lattice, space, J=h.J, U=h.U, V=h.V, mu=h.mu)
 
 
 def build_heisenberg(cfg: Config, lattice, space):
-    from nqs_cli.operators import heisenberg
+    from nqs_cli.systems.lattice.operators import heisenberg
 
     h = cfg.hamiltonian
     return heisenberg(lattice, space, J=h.J, beta=h.beta, sign_rule=h.sign_rule)
@@ -147,25 +147,25 @@ def _dtype(name: str, cfg: Config):
 
 
 def rule_local(cfg, lattice, space, hamiltonian):
-    from nqs_cli.sampler import LocalRule
+    from nqs_cli.vmc.sampler import LocalRule
 
     return LocalRule(n_sites=space.n_sites, local_dim=space.local_dim)
 
 
 def rule_exchange(cfg, lattice, space, hamiltonian):
-    from nqs_cli.sampler import ExchangeRule
+    from nqs_cli.vmc.sampler import ExchangeRule
 
     return ExchangeRule(edges=np.asarray(lattice.edges))
 
 
 def rule_hamiltonian(cfg, lattice, space, hamiltonian):
-    from nqs_cli.sampler import HamiltonianRule
+    from nqs_cli.vmc.sampler import HamiltonianRule
 
     return HamiltonianRule(operator=hamiltonian)
 
 
 def rbm_structured_jacobian(model, params, samples):
-    from nqs_cli.jacobians import rbm_jacobian
+    from nqs_cli.vmc.jacobians import rbm_jacobian
 
     return rbm_jacobian(model, params, samples)
 
@@ -175,26 +175,26 @@ class RBMFastKernels:
 
     @staticmethod
     def log_psi(model, params, x):
-        from nqs_cli import rbm_kernels
+        from nqs_cli.models import rbm_kernels
 
         return rbm_kernels.log_psi(model, params, x)
 
     @staticmethod
     def local_energy(model, hamiltonian):
-        from nqs_cli import rbm_kernels
+        from nqs_cli.models import rbm_kernels
 
         energy = rbm_kernels.local_energy(model, hamiltonian)
         return lambda log_psi: energy
 
     @staticmethod
     def evaluator(model):
-        from nqs_cli import rbm_kernels
+        from nqs_cli.models import rbm_kernels
 
         return rbm_kernels.RBMIncremental(model, max_changes=2)
 
     @staticmethod
     def local_energy_block(model, hamiltonian):
-        from nqs_cli import rbm_kernels
+        from nqs_cli.models import rbm_kernels
 
         return rbm_kernels.local_energy_block(model, hamiltonian)
 
@@ -228,7 +228,7 @@ def describe_discrete(cfg: Config) -> str:
 def build_problem(cfg: Config) -> Problem:
     """Build every static piece of the run described by a validated config."""
     if cfg.is_continuous:
-        from nqs_cli.continuous import build_continuous_problem
+        from nqs_cli.systems.continuum.hamiltonian import build_continuous_problem
 
         return build_continuous_problem(cfg)
     lattice = build_lattice(cfg)

@@ -1,0 +1,1 @@
+"""Command layer: Typer commands and terminal rendering (the only place that exits or prints)."""

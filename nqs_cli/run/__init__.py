@@ -1,0 +1,1 @@
+"""The run procedures: training, the run directory and checkpoints, evaluation, reports."""

@@ -1,0 +1,1 @@
+"""Physical systems: lattices with discrete Hilbert spaces, particles in continuous space."""

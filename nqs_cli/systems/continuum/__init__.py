@@ -1,0 +1,1 @@
+"""Particles in continuous space: the space, potentials, the Hamiltonian, observables."""

@@ -1,0 +1,1 @@
+"""Lattice systems: graphs, Fock and spin spaces, bond Hamiltonians, exact diagonalisation."""
