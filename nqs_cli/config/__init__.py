@@ -1,3 +1,45 @@
-"""The TOML config contract: schema, parsing, resolution and export."""
+"""The TOML config contract: schema (frozen dataclasses), parse (TOML, --set), resolve
+(defaults, cross-checks), export (plain data)."""
 
-from nqs_cli.config.parse import *  # noqa: F401,F403
+from nqs_cli.config.export import flatten, to_dict
+from nqs_cli.config.parse import apply_overrides, from_dict, load, parse_override, read_toml
+from nqs_cli.config.schema import (
+    Config,
+    ConfigError,
+    DistributedConfig,
+    HamiltonianConfig,
+    HilbertConfig,
+    LatticeConfig,
+    ModelConfig,
+    OptimizerConfig,
+    PairConfig,
+    SamplerConfig,
+    SpaceConfig,
+    SRConfig,
+    TrainConfig,
+    lattice_dims,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DistributedConfig",
+    "HamiltonianConfig",
+    "HilbertConfig",
+    "LatticeConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "PairConfig",
+    "SRConfig",
+    "SamplerConfig",
+    "SpaceConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "flatten",
+    "from_dict",
+    "lattice_dims",
+    "load",
+    "parse_override",
+    "read_toml",
+    "to_dict",
+]

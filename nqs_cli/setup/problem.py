@@ -126,6 +126,8 @@ def build_heisenberg(cfg: Config, lattice, space):
     from nqs_cli.systems.lattice.operators import heisenberg
 
     h = cfg.hamiltonian
+    if h.sign_rule and not lattice.is_bipartite:
+        raise ValueError("hamiltonian.sign_rule: Marshall's sign rule needs a bipartite lattice (this one has odd periodic loops)")
     return heisenberg(lattice, space, J=h.J, beta=h.beta, sign_rule=h.sign_rule)
 
 

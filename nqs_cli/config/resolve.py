@@ -1,0 +1,170 @@
+"""Resolution: defaults that depend on other sections, and the cross-section rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NoReturn, Protocol
+
+from nqs_cli.config.schema import Config, DistributedConfig, OptimizerConfig, lattice_dims
+
+
+class KeyErrors(Protocol):
+    """What resolution needs of the parser: the keys given explicitly, and a one-line failure."""
+
+    explicit: set[str]
+
+    def fail(self, key: str, message: str) -> NoReturn: ...
+
+
+def resolve(cfg: Config, p: KeyErrors) -> Config:
+    """Fill defaults that depend on other sections, and check cross-section rules."""
+    notes: list[str] = []
+    if cfg.is_continuous:
+        cfg, model, sampler, family = _resolve_continuous(cfg, p)
+    else:
+        model, sampler, family = _resolve_lattice(cfg, p)
+    optimizer = _optimizer_defaults(cfg.optimizer, family)
+    if sampler.n_samples % sampler.n_chains:
+        rounded = -(-sampler.n_samples // sampler.n_chains) * sampler.n_chains
+        notes.append(f"sampler.n_samples rounded up from {sampler.n_samples} to {rounded}, a multiple of sampler.n_chains = {sampler.n_chains}")
+        sampler = dataclasses.replace(sampler, n_samples=rounded)
+    if cfg.train.checkpoint_every > cfg.train.n_iter and "train.checkpoint_every" in p.explicit:
+        notes.append("train.checkpoint_every exceeds train.n_iter: only the final checkpoint is written")
+    _check_distributed(cfg.distributed, p)
+    cfg = dataclasses.replace(cfg, model=model, sampler=sampler, optimizer=optimizer, explicit=frozenset(p.explicit), notes=tuple(notes))
+    _check_kinds(cfg, p)
+    return cfg
+
+
+def _resolve_continuous(cfg: Config, p: KeyErrors):
+    """(cfg with the extent as one side length per dimension, model, sampler, optimizer family)."""
+    model, sampler, ham, space = cfg.model, cfg.sampler, cfg.hamiltonian, cfg.space
+    if space.n_particles is None:
+        p.fail("space.n_particles", "required")
+    extent = space.extent if isinstance(space.extent, tuple) else (space.extent,) * space.dims
+    if len(extent) != space.dims:
+        p.fail("space.extent", f"expected {space.dims} side lengths (one per dimension), got {len(extent)}")
+    periodic = any(e > 0 for e in extent)
+    if periodic and not all(e > 0 for e in extent):
+        p.fail("space.extent", "mixed open and periodic directions are not supported")
+    space = dataclasses.replace(space, extent=tuple(float(e) for e in extent))
+    cfg = dataclasses.replace(cfg, space=space)
+    if not periodic and ham.trap_omega <= 0:
+        p.fail("hamiltonian.trap_omega", "open space (space.extent = 0) needs a trap: set trap_omega > 0, or give a periodic box")
+    default_model = "deepsets-reldist" if periodic else "deepsets"
+    model = _fill(model, kind=default_model)
+    if model.kind == "rbm-multival":
+        p.fail("model.kind", '"rbm-multival" needs a lattice system; particles in [space] use "deepsets" or "deepsets-reldist"')
+    if model.kind == "deepsets-reldist" and not periodic:
+        p.fail("model.kind", '"deepsets-reldist" needs a periodic box (space.extent > 0); use "deepsets" in open space')
+    if model.kind == "deepsets" and periodic:
+        p.fail("model.kind", '"deepsets" is not periodic; use "deepsets-reldist" in a periodic box')
+    if model.kind == "deepsets":
+        model = _fill(model, features_phi=(16, 16), features_rho=(16,))
+    else:
+        model = _fill(model, features_phi=16, features_rho=16)
+    sampler = _fill(sampler, kind="metropolis-gaussian")
+    if sampler.kind != "metropolis-gaussian":
+        p.fail("sampler.kind", f'"{sampler.kind}" is a lattice sampler; particles in [space] use "metropolis-gaussian"')
+    if sampler.sigma is None:
+        scale = min(extent) / 20 if periodic else 0.5 / math.sqrt(ham.trap_omega * space.mass)
+        sampler = dataclasses.replace(sampler, sigma=round(scale, 6))
+    sampler = _fill(sampler, sweep_size=space.n_particles)
+    return cfg, model, sampler, "box" if periodic else "trap"
+
+
+def _resolve_lattice(cfg: Config, p: KeyErrors):
+    """(model, sampler, optimizer family) of a lattice system."""
+    _check_lattice_system(cfg, p)
+    model, sampler, hil = cfg.model, cfg.sampler, cfg.hilbert
+    model = _fill(model, kind="rbm-multival")
+    if model.kind != "rbm-multival":
+        p.fail("model.kind", f'"{model.kind}" needs particles in continuous space ([space]); lattice systems use "rbm-multival"')
+    constrained = (hil.kind == "fock" and hil.n_particles is not None) or (hil.kind == "spin" and hil.total_sz is not None)
+    sampler = _fill(sampler, kind="metropolis-hamiltonian")
+    if sampler.kind == "metropolis-gaussian":
+        p.fail("sampler.kind", '"metropolis-gaussian" is for particles in continuous space; lattice systems use "metropolis-hamiltonian"')
+    if sampler.kind == "metropolis-local" and constrained:
+        what = "hilbert.n_particles" if hil.kind == "fock" else "hilbert.total_sz"
+        p.fail("sampler.kind", f'"metropolis-local" changes the particle number / magnetisation, but {what} is fixed; use "metropolis-hamiltonian"')
+    local_dim = hil.n_max + 1 if hil.kind == "fock" else int(round(2 * hil.s)) + 1
+    if sampler.kind == "metropolis-exchange" and local_dim > 2:
+        p.fail(
+            "sampler.kind",
+            f'"metropolis-exchange" only permutes site values, so with local dimension {local_dim} it never leaves one occupation multiset '
+            '(biased energies); use "metropolis-hamiltonian"',
+        )
+    return model, _fill(sampler, sweep_size=cfg.n_sites), "lattice"
+
+
+def _check_distributed(d: DistributedConfig, p: KeyErrors) -> None:
+    given = {k: getattr(d, k) for k in ("coordinator", "num_processes", "process_id") if getattr(d, k) is not None}
+    if given and len(given) < 3:
+        missing = [k for k in ("coordinator", "num_processes", "process_id") if k not in given]
+        p.fail(f"distributed.{missing[0]}", "coordinator, num_processes and process_id are given together (or all left to the cluster environment)")
+    if given and d.process_id >= d.num_processes:
+        p.fail("distributed.process_id", f"expected < num_processes = {d.num_processes}, got {d.process_id}")
+
+
+def _check_kinds(cfg: Config, p: KeyErrors) -> None:
+    """Keys given explicitly must belong to their section's resolved kind."""
+    for key in sorted(p.explicit):
+        parts = key.split(".")
+        if len(parts) < 2:
+            continue
+        section = getattr(cfg, parts[0])
+        for part in parts[1:-1]:
+            section = getattr(section, part)
+        kind = getattr(section, "kind", None)
+        f = {f.name: f for f in dataclasses.fields(section)}[parts[-1]]
+        kinds = f.metadata.get("kinds")
+        if kinds is not None and kind is not None and kind not in kinds:
+            p.fail(key, f'not a key of {parts[0]} kind "{kind}" (it belongs to {", ".join(kinds)})')
+
+
+# Tuned at the design budget (300 iterations, ~1000 samples, SGD + SR): lattice RBMs on the
+# Bose-Hubbard and spin-1 chains, DeepSets on the harmonic trap with and without repulsion.
+# A periodic box (DeepSetRelDistance) freezes its chains at the trap's settings: smaller steps.
+OPTIMIZER_DEFAULTS = {
+    "lattice": {"sgd": 0.02, "adam": 0.002, "diag_shift": 0.01},
+    "trap": {"sgd": 0.05, "adam": 0.002, "diag_shift": 0.001},
+    "box": {"sgd": 0.02, "adam": 0.002, "diag_shift": 0.01},
+}
+
+
+def _optimizer_defaults(opt: OptimizerConfig, family: str) -> OptimizerConfig:
+    table = OPTIMIZER_DEFAULTS[family]
+    opt = _fill(opt, learning_rate=table[opt.kind])
+    if opt.sr is not None:
+        opt = dataclasses.replace(opt, sr=_fill(opt.sr, diag_shift=table["diag_shift"]))
+    return opt
+
+
+def _fill(section, **defaults):
+    """Replace fields that are still None by the given defaults."""
+    updates = {k: v for k, v in defaults.items() if getattr(section, k) is None}
+    return dataclasses.replace(section, **updates) if updates else section
+
+
+def _check_lattice_system(cfg: Config, p: KeyErrors) -> None:
+    lat, hil, ham = cfg.lattice, cfg.hilbert, cfg.hamiltonian
+    if lat.graph in ("chain", "square") and "lattice.dims" in p.explicit and lat.dims != lattice_dims(lat):
+        p.fail("lattice.dims", f'graph "{lat.graph}" has {lattice_dims(lat)} dimension(s); dims = {lat.dims} contradicts it')
+    if cfg.n_sites > 4096:
+        p.fail("lattice.length", f"{cfg.n_sites} sites is more than the supported 4096")
+    if hil.kind == "fock":
+        if ham.kind != "bose-hubbard":
+            p.fail("hilbert.kind", f'"fock" space goes with hamiltonian.kind = "bose-hubbard", not "{ham.kind}"')
+        if hil.n_max is None:
+            p.fail("hilbert.n_max", 'required for kind "fock" (the maximum number of bosons per site)')
+        if hil.n_particles is not None and hil.n_particles > cfg.n_sites * hil.n_max:
+            p.fail("hilbert.n_particles", f"{hil.n_particles} bosons do not fit on {cfg.n_sites} sites with n_max = {hil.n_max}")
+    else:
+        if ham.kind != "heisenberg":
+            p.fail("hilbert.kind", f'"spin" space goes with hamiltonian.kind = "heisenberg", not "{ham.kind}"')
+        if hil.total_sz is not None:
+            if abs(hil.total_sz) > hil.s * cfg.n_sites:
+                p.fail("hilbert.total_sz", f"|total_sz| = {abs(hil.total_sz)} exceeds s * n_sites = {hil.s * cfg.n_sites}")
+            if not float(hil.total_sz - hil.s * cfg.n_sites).is_integer():
+                p.fail("hilbert.total_sz", f"{hil.total_sz} is not reachable with {cfg.n_sites} spins s = {hil.s}")
