@@ -49,11 +49,11 @@ def median(xs):
 
 
 def continuous_available() -> bool:
-    """nqs_cli/continuous.py exists and `nqs validate configs/harmonic_trap.toml` passes."""
+    """nqs_cli/systems/continuum/ exists and `nqs validate configs/harmonic_trap.toml` passes."""
     import importlib.util
     from pathlib import Path
 
-    if importlib.util.find_spec("nqs_cli.systems.continuum.hamiltonian") is None:
+    if importlib.util.find_spec("nqs_cli.systems.continuum") is None:
         return False
     cfg = Path(__file__).resolve().parents[1] / "configs" / "harmonic_trap.toml"
     if not cfg.exists():
@@ -96,14 +96,15 @@ def n_params(tree) -> int:
 class NqsSide:
     def __init__(self, raw: dict, overrides: list[str] | None = None):
         from nqs_cli import config
-        from nqs_cli.setup.problem import build_problem
-        from nqs_cli.vmc.step import init_state, make_train_step, root_keys
+        from nqs_cli.setup import build_problem, build_training
+        from nqs_cli.vmc.step import root_keys
 
         self.cfg = config.from_dict(raw, source=f"<bench {raw['name']}>", overrides=overrides)
         self.problem = build_problem(self.cfg)
-        self.state = init_state(self.problem, self.cfg.seed)
+        self.training = build_training(self.cfg, self.problem)
+        self.state = self.training.init_state(self.cfg.seed)
         self.step_key = root_keys(self.cfg.seed)[2]
-        self.step_fn = jax.jit(make_train_step(self.problem))
+        self.step_fn = jax.jit(self.training.step)
         self.t = 0
 
     @property
@@ -122,12 +123,9 @@ class NqsSide:
         The gradient + SR share is the full step minus these two (the SR internals change
         too often to time them from outside).
         """
-        from nqs_cli.vmc.sampler import make_sampler
-        from nqs_cli.vmc.step import batched_local_energy
-
-        s, p = self.cfg.sampler, self.problem
-        sample = jax.jit(make_sampler(p.log_psi, p.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, p.evaluator))
-        return sample, jax.jit(batched_local_energy(p))
+        s = self.cfg.sampler
+        sample = jax.jit(self.training.sampler(s.n_samples // s.n_chains, s.n_discard_per_chain))
+        return sample, jax.jit(self.training.local_energies)
 
 
 class NetketSide:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 
 from nqs_cli import config  # noqa: E402
-from nqs_cli.systems.continuum.hamiltonian import build_continuous_problem  # noqa: E402
+from nqs_cli.setup import build_problem  # noqa: E402
 
 
 def time_fn(fn, params, xs, repeats: int) -> tuple[float, float]:
@@ -47,8 +47,8 @@ def main():
         "sampler": {"kind": "metropolis-gaussian"},
     }
     cfg = config.from_dict(raw, source="<benchmark>")
-    problem = build_continuous_problem(cfg)
-    generic = build_continuous_problem(cfg, fast=False)  # trace of jacfwd(grad): jax.hessian's Laplacian
+    problem = build_problem(cfg)
+    generic = build_problem(cfg, fast=False)  # trace of jacfwd(grad): jax.hessian's Laplacian
     params = problem.init_params(jax.random.key(0))
     xs = jax.vmap(problem.random_state)(jax.random.split(jax.random.key(1), args.batch))
     fast = jax.jit(jax.vmap(problem.local_energy, (None, 0)))

@@ -12,16 +12,12 @@ import numpy as np
 import pytest
 
 from nqs_cli import config
-from nqs_cli.systems.continuum.hamiltonian import (
-    ContinuousHamiltonian,
-    ParticleSpace,
-    aziz,
-    build_continuous_problem,
-    exact_energy,
-    gaussian_pair,
-    lennard_jones,
-)
+from nqs_cli.setup import build_problem as build_continuous_problem
+from nqs_cli.setup.continuum import exact_energy
+from nqs_cli.systems.continuum.hamiltonian import ContinuousHamiltonian
 from nqs_cli.systems.continuum.observables import observables
+from nqs_cli.systems.continuum.potentials import aziz, gaussian_pair, lennard_jones
+from nqs_cli.systems.continuum.space import ParticleSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"features_phi": [4, 4], "features_rho": [4]}
@@ -208,7 +204,7 @@ def test_pair_correlation_of_ideal_gas_is_one():
     cfg = make_cfg(n=8, dims=2, extent=[4.0, 6.0], omega=0.0, model=TINY)
     rng = np.random.default_rng(0)
     samples = rng.uniform(size=(4000, 8, 2)) * np.asarray([4.0, 6.0])
-    obs = observables(cfg, samples.reshape(4000, 16))
+    obs = observables(build_continuous_problem(cfg).space, samples.reshape(4000, 16))
     g = obs["pair_correlation"]
     json.dumps(obs)
     values, errors = np.asarray(g["values"]), np.asarray(g["errors"])
@@ -221,7 +217,7 @@ def test_pair_correlation_of_ideal_gas_is_one():
 def test_density_normalisation(dims):
     cfg = make_cfg(n=5, dims=dims, model=TINY)
     samples = np.random.default_rng(1).normal(size=(2000, 5 * dims))
-    d = observables(cfg, samples)["density"]
+    d = observables(build_continuous_problem(cfg).space, samples)["density"]
     edges = np.asarray(d["bin_edges"])
     if dims == 1:
         measure = np.diff(edges)

@@ -10,12 +10,12 @@ import pytest
 from nqs_cli import config
 from nqs_cli.vmc import sr
 from nqs_cli.vmc.jacobians import DenseJacobian, dense_jacobian
-from nqs_cli.setup.problem import build_problem
+from nqs_cli.setup import build_problem, build_training
 from nqs_cli.vmc.sampler import init_chains, make_sampler
 from nqs_cli.vmc.stats import integrated_time, statistics
 
 
-def tiny(kind: str, **extra):
+def tiny_config(kind: str, **extra):
     if kind == "bose-hubbard":
         raw = {
             "lattice": {"graph": "chain", "length": 4, "pbc": True},
@@ -33,7 +33,11 @@ def tiny(kind: str, **extra):
     for key, value in extra.items():
         section, name = key.split("__")
         raw.setdefault(section, {})[name] = value
-    return build_problem(config.from_dict(raw))
+    return config.from_dict(raw)
+
+
+def tiny(kind: str, **extra):
+    return build_problem(tiny_config(kind, **extra))
 
 
 def random_params(problem, scale=0.3, seed=3):
@@ -142,8 +146,8 @@ def assert_structured_maps_equal_dense(structured, dense, key):
 
 @pytest.mark.parametrize("hidden_bias, visible_bias", [(True, False), (False, True), (False, False)])
 def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visible_bias):
-    from nqs_cli.vmc.jacobians import rbm_jacobian
     from nqs_cli.models import RBMMultiVal
+    from nqs_cli.models.rbm_jacobian import rbm_jacobian
 
     model = RBMMultiVal(n_classes=3, alpha=1, use_hidden_bias=hidden_bias, use_visible_bias=visible_bias)
     xs = jax.random.randint(jax.random.key(0), (40, 5), 0, 3)
@@ -246,11 +250,10 @@ def test_integrated_time_of_ar1_process():
 
 
 def test_train_step_keeps_shapes_and_is_finite():
-    from nqs_cli.vmc.step import init_state, make_train_step
-
-    problem = tiny("bose-hubbard", sampler__n_samples=64, sampler__n_chains=8)
-    state = init_state(problem, 0)
-    step = jax.jit(make_train_step(problem))
+    cfg = tiny_config("bose-hubbard", sampler__n_samples=64, sampler__n_chains=8)
+    training = build_training(cfg, build_problem(cfg))
+    state = training.init_state(0)
+    step = jax.jit(training.step)
     new, stats = step(state, jax.random.key(0))
     assert int(new.step) == 1
     assert jax.tree_util.tree_structure(new.params) == jax.tree_util.tree_structure(state.params)
@@ -274,21 +277,22 @@ def test_fast_rbm_kernels_equal_the_module(kind):
 
 
 def problem_generic_local_energy(problem):
-    from nqs_cli.setup.problem import discrete_local_energy
+    from nqs_cli.systems.lattice.local_energy import local_energy_factory
 
-    return discrete_local_energy(problem.hamiltonian)(lambda p, x: problem.model.apply({"params": p}, x))
+    return local_energy_factory(problem.hamiltonian)(lambda p, x: problem.model.apply({"params": p}, x))
 
 
 def test_chunked_evaluation_equals_unchunked():
-    from nqs_cli.vmc.step import batched_local_energy, chunked_map
+    from nqs_cli.vmc.step import chunked_map
 
-    problem = tiny("heisenberg")
+    cfg = tiny_config("heisenberg")
+    problem = build_problem(cfg)
     params = random_params(problem)
     xs = jnp.asarray(problem.space.all_states())
     full = jax.vmap(problem.local_energy, (None, 0))(params, xs)
     np.testing.assert_allclose(chunked_map(problem.local_energy, 7)(params, xs), full, rtol=1e-13, atol=1e-13)
-    blocked = dataclasses.replace(problem, local_energy_block=5)
-    np.testing.assert_allclose(jax.jit(batched_local_energy(blocked))(params, xs), full, rtol=1e-13, atol=1e-13)
+    blocked = dataclasses.replace(problem, fast=dataclasses.replace(problem.fast, local_energy_block=5))
+    np.testing.assert_allclose(jax.jit(build_training(cfg, blocked).local_energies)(params, xs), full, rtol=1e-13, atol=1e-13)
     dense = dense_jacobian(problem.log_psi, params, xs)
     chunked = problem.jacobian(params, xs, dense=True, chunk_size=5)
     np.testing.assert_allclose(chunked.o_bar, dense.o_bar, rtol=1e-13, atol=1e-13)
@@ -342,7 +346,8 @@ FRESH_PROCESS_SR = """
 import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
 from nqs_cli.vmc import sr
-from nqs_cli.vmc.jacobians import DenseJacobian, RBMJacobian
+from nqs_cli.models.rbm_jacobian import RBMJacobian
+from nqs_cli.vmc.jacobians import DenseJacobian
 rng = np.random.default_rng(7)
 n, sites, classes, hidden = 1008, 10, 3, 20
 v = jnp.asarray(np.eye(classes)[rng.integers(0, classes, (n, sites))].reshape(n, -1))

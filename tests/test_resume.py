@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nqs_cli.app.cli import app
-from nqs_cli.vmc.step import RunError, run_loop
+from nqs_cli.vmc.loop import RunError, run_loop
 
 runner = CliRunner()
 

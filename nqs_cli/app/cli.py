@@ -81,7 +81,7 @@ def setup_jax(cfg) -> None:
 
 
 def build(cfg):
-    from nqs_cli.setup.problem import build_problem
+    from nqs_cli.setup import build_problem
 
     try:
         return build_problem(cfg)
@@ -128,11 +128,11 @@ def train(
     process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-process run: this process's rank, 0 writes the run directory (distributed.process_id)."),
 ):
     """Train a variational state; write the run directory; print the final energy."""
+    from nqs_cli.app.render import TrainReporter
     from nqs_cli.run import distributed
     from nqs_cli.run import training as runner
-    from nqs_cli.app.render import TrainReporter
-    from nqs_cli.run.run_dir import RunDirError
-    from nqs_cli.vmc.step import RunError
+    from nqs_cli.run.files import RunDirError
+    from nqs_cli.vmc.loop import RunError
 
     flags = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     overrides = list(set_ or []) + [f"distributed.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
@@ -194,22 +194,21 @@ def exact(config: Path = typer.Argument(..., help="TOML config file"), set_: Opt
     """Exact ground-state energy by Lanczos (small lattice systems, constrained sector)."""
     cfg = load_config(config, set_)
     if cfg.is_continuous:
-        from nqs_cli.systems.continuum import hamiltonian as continuous
+        from nqs_cli.setup.continuum import exact_energy
 
-        e0 = continuous.exact_energy(cfg)
+        e0 = exact_energy(cfg)
         if e0 is None:
             fail(f"{config}: no exact energy is known for this continuous system (exact diagonalisation is for lattice systems)")
         out.print(f"{e0:.10f}")
         return
     setup_jax(cfg)
     problem = build(cfg)
-    from nqs_cli.systems.lattice.exact import ground_state_energy
-    from nqs_cli.setup.problem import EXACT_MAX_STATES
+    from nqs_cli.systems.lattice.exact import MAX_STATES
 
     n = problem.space.n_states
-    if n > EXACT_MAX_STATES:
-        fail(f"{config}: the sector has {n} states, above the exact-diagonalisation limit of {EXACT_MAX_STATES}")
-    e0 = ground_state_energy(problem.hamiltonian, problem.space, max_states=EXACT_MAX_STATES)
+    if n > MAX_STATES:
+        fail(f"{config}: the sector has {n} states, above the exact-diagonalisation limit of {MAX_STATES}")
+    e0 = problem.exact_energy()
     err.print(f"{problem.description}: {n} states")
     out.print(f"{e0:.10f}")
 
@@ -268,10 +267,10 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains."),
 ):
     """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
+    from nqs_cli.app.render import fmt_energy
     from nqs_cli.run.evaluate import evaluate as run_evaluate
     from nqs_cli.run.evaluate import load_run_config
-    from nqs_cli.app.render import fmt_energy
-    from nqs_cli.run.run_dir import RunDirError
+    from nqs_cli.run.files import RunDirError
 
     try:
         setup_jax(load_run_config(run))
@@ -297,9 +296,9 @@ def report(
     discard: int = typer.Option(0, "--discard", min=0, help="Drop the first N iterations from the final estimate."),
 ):
     """Compare runs: a table of final energies, errors, exact references and timings."""
-    from nqs_cli.run.report import collect_run, plot_runs
     from nqs_cli.app.render import runs_table
-    from nqs_cli.run.run_dir import RunDirError
+    from nqs_cli.run.files import RunDirError
+    from nqs_cli.run.report import collect_run, plot_runs
 
     rows = []
     for path in runs:

@@ -4,15 +4,19 @@ The flax module one-hots its input and multiplies by the (N·C, H) kernel: O(N·
 same θ = b + Σ_s W[s·C + x_s] is a gather of N rows: O(N·H). A connected configuration of
 a bond Hamiltonian changes two sites, so its θ' = θ + (W[i·C+a'] − W[i·C+x_i]) + (same
 for j): O(H), and the local energy needs no full forward pass per connected element.
-Both are checked against the module (tests/test_engine.py).
+Both are checked against the module (tests/models/test_rbm_kernels.py).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 from nqs_cli.models.activations import sum_log_cosh
+from nqs_cli.models.fast_paths import FastPaths
+from nqs_cli.models.rbm_jacobian import rbm_jacobian
 
 
 def _kernel_rows(model, params, x):
@@ -138,4 +142,17 @@ class RBMIncremental:
         return sum_log_cosh(th) + vis, (th, vis)
 
 
-__all__ = ["theta", "log_psi", "local_energy", "local_energy_block", "delta_tables", "RBMIncremental"]
+def fast_paths(model, hamiltonian) -> FastPaths:
+    """The RBM's gather-based log ψ, O(H)-per-connection local energies on ``hamiltonian``
+    (a bond Hamiltonian: ``get_conn_changes``, ``max_conn``, ``n_sites``), the incremental
+    sampler cache and the structured Jacobian."""
+    return FastPaths(
+        log_psi=partial(log_psi, model),
+        local_energy=local_energy(model, hamiltonian),
+        local_energy_block=local_energy_block(model, hamiltonian),
+        evaluator=RBMIncremental(model, max_changes=2),
+        jacobian=partial(rbm_jacobian, model),
+    )
+
+
+__all__ = ["theta", "log_psi", "local_energy", "local_energy_block", "delta_tables", "RBMIncremental", "fast_paths"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.training import final_estimate, relative_error
+from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error
+from nqs_cli.run.files import RunDirError, read_json
 
 
 def describe_system(resolved: dict) -> str:
@@ -26,13 +27,13 @@ def describe_system(resolved: dict) -> str:
 def collect_run(path: Path, discard: int = 0) -> dict:
     """One row of `nqs report` for a run directory (raises RunDirError if it is not one)."""
     if not path.is_dir():
-        raise rd.RunDirError(f"{path}: not a run directory")
-    resolved = rd.read_json(path / "resolved.json")
+        raise RunDirError(f"{path}: not a run directory")
+    resolved = read_json(path / "resolved.json")
     rows = rd.read_metrics(path / "metrics.jsonl")
-    result = rd.read_json(path / "result.json") if (path / "result.json").exists() else {}
+    result = read_json(path / "result.json") if (path / "result.json").exists() else {}
     status = result.get("status", "running or killed")
-    n_iter_target = resolved.get("train", {}).get("n_iter", 0)
-    window = min(resolved.get("train", {}).get("final_window", 50), max(1, n_iter_target // 5))
+    train = resolved.get("train", {})
+    window = estimate_window(train.get("n_iter", 0), train.get("final_window", 50))
     if discard or not result:
         est = final_estimate(rows, window, discard=discard)
     else:
@@ -74,7 +75,7 @@ def plot_runs(paths: list[Path], out: Path, discard: int = 0) -> None:
         err = [r["energy_error"] for r in rows]
         line = axes[0].plot(steps, e, lw=1, label=path.name)[0]
         axes[0].fill_between(steps, [a - b for a, b in zip(e, err)], [a + b for a, b in zip(e, err)], color=line.get_color(), alpha=0.25)
-        result = rd.read_json(path / "result.json") if (path / "result.json").exists() else {}
+        result = read_json(path / "result.json") if (path / "result.json").exists() else {}
         if result.get("exact_energy") is not None:
             axes[0].axhline(result["exact_energy"], color=line.get_color(), ls="--", lw=1)
         axes[1].semilogy(steps, [max(r["variance"], 1e-16) for r in rows], lw=1, color=line.get_color())

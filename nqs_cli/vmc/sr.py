@@ -7,15 +7,16 @@ the same δ comes from the sample-space (minSR / kernel) form δ = 2 Ōᵀ (ŌŌ
 (push-through identity), which costs O(N²P) instead of O(P²N + P³) — or less with a
 structured Jacobian (see jacobians.py).
 
-``jac`` arguments are the linear maps of jacobians.py (``DenseJacobian``, ``RBMJacobian``).
+``jac`` arguments are Jacobian linear maps (vmc/jacobians.py, or a model's structured one).
+Which form and solver to use is decided once per run, from the sizes alone (``plan``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
-
-from nqs_cli.vmc.jacobians import DenseJacobian, dense_jacobian
 
 # "auto" solver: a direct Cholesky solve for small systems; above this dimension conjugate
 # gradients on matrix-vector products (O(dim²) or less per iteration instead of O(dim³)),
@@ -97,29 +98,59 @@ def needs_dense_jacobian(mode: str, solver: str, n_samples: int, n_params: int) 
     return resolve(mode, solver, n_samples, n_params) == ("S", "cholesky")
 
 
-def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky", tol: float = 1e-10) -> jax.Array:
-    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε, computed in parameter space ("S") or sample space ("minsr").
+@dataclass(frozen=True)
+class SRPlan:
+    """How SR is solved, decided once from the sizes: ``form`` "S" | "minsr", ``solver``
+    "cholesky" | "cg"; ``dense_jacobian``: a materialised Ō is needed (parameter-space
+    Cholesky, or no structured map); ``gram_cg``: CG on the explicit N × N Gram matrix."""
 
-    ``tol``: relative residual at which conjugate gradients stop (ignored by Cholesky).
-    """
-    n, p = jac.shape
-    cheap_gram = jac.cheap_gram and n <= GRAM_CG_MAX_SAMPLES
-    mode, solver = resolve(mode, solver, n, p, cheap_gram)
-    if mode == "minsr":
-        if solver == "cg" and cheap_gram:
+    form: str
+    solver: str
+    dense_jacobian: bool
+    gram_cg: bool
+
+
+def plan(mode: str, solver: str, n_samples: int, n_params: int, structured: bool) -> SRPlan:
+    """The SR plan for ``mode``/``solver`` (possibly "auto"); ``structured``: the model has a
+    structured Jacobian whose Gram matrix is cheap (used unless a dense Ō is needed)."""
+    dense = needs_dense_jacobian(mode, solver, n_samples, n_params) or not structured
+    cheap_gram = not dense and n_samples <= GRAM_CG_MAX_SAMPLES
+    form, solver = resolve(mode, solver, n_samples, n_params, cheap_gram)
+    return SRPlan(form=form, solver=solver, dense_jacobian=dense, gram_cg=form == "minsr" and solver == "cg" and cheap_gram)
+
+
+def solve(sr_plan: SRPlan, jac, eps: jax.Array, diag_shift, tol: float) -> jax.Array:
+    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε in the planned form; ``tol``: CG's relative residual."""
+    if sr_plan.form == "minsr":
+        if sr_plan.gram_cg:
             gram_matvec = jac.gram_matvec()
             x = _cg(lambda v: gram_matvec(v) + diag_shift * v, eps, tol)
-        elif solver == "cg":
+        elif sr_plan.solver == "cg":
             x = _cg(lambda v: jac.apply_native(jac.transpose_apply_native(v)) + diag_shift * v, eps, tol)
         else:
             x = _cholesky(jac.gram(), eps, diag_shift)
         return 2.0 * jac.transpose_apply(x)
-    if solver == "cg":
+    if sr_plan.solver == "cg":
         # in the Jacobian's own parameter representation: no ravel/unravel inside the loop
         g = _scale(2.0, jac.transpose_apply_native(eps))
         matvec = lambda u: _add_scaled(jac.transpose_apply_native(jac.apply_native(u)), diag_shift, u)  # noqa: E731
         return jac.flatten(_cg(matvec, g, tol))
     return _cholesky(jac.s_matrix(), energy_gradient(jac, eps), diag_shift)
+
+
+def make_direction(sr_plan: SRPlan, diag_shift: float, tol: float):
+    """``(jac, eps, grad) -> δ``: the SR direction in the planned form (the step's ``direction``)."""
+
+    def direction(jac, eps, grad):
+        return solve(sr_plan, jac, eps, diag_shift, tol)
+
+    return direction
+
+
+def sr_direction(jac, eps: jax.Array, diag_shift, mode: str = "auto", solver: str = "cholesky", tol: float = 1e-10) -> jax.Array:
+    """``solve`` with the plan for this Jacobian's sizes and kind."""
+    n, p = jac.shape
+    return solve(plan(mode, solver, n, p, structured=jac.cheap_gram), jac, eps, diag_shift, tol)
 
 
 def _scale(a, tree):
@@ -144,12 +175,14 @@ def _cg(matvec, rhs, tol):
 
 
 __all__ = [
-    "DenseJacobian",
-    "dense_jacobian",
+    "SRPlan",
     "centered_energies",
     "energy_gradient",
+    "make_direction",
+    "needs_dense_jacobian",
+    "plan",
     "resolve_mode",
     "resolve_solver",
-    "needs_dense_jacobian",
+    "solve",
     "sr_direction",
 ]

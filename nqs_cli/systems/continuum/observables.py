@@ -1,6 +1,6 @@
 """Structure observables of continuous-space samples, as plain JSON-ready data.
 
-``observables(cfg, samples)`` with samples (n_samples, N*D) positions drawn from |ψ|²:
+``observables(space, samples)`` with samples (n_samples, N*D) positions drawn from |ψ|²:
 - open space (a trap): the one-body density. D = 1: n(x) on a symmetric grid, normalised
   so Σ n(x)·Δx = N (particles per unit length). D > 1: the radial density n(r) per unit
   VOLUME (shell volumes, so Σ n(r)·V_shell = N), the natural profile of an isotropic trap.
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from nqs_cli.config import Config
+from nqs_cli.systems.continuum.space import ParticleSpace
 
 N_BINS = 64
 N_BLOCKS = 16
@@ -28,16 +28,14 @@ def ball_volume(r: np.ndarray, dims: int) -> np.ndarray:
     return math.pi ** (dims / 2) / math.gamma(dims / 2 + 1) * r**dims
 
 
-def observables(cfg: Config, samples: np.ndarray, n_bins: int = N_BINS, n_blocks: int = N_BLOCKS) -> dict:
+def observables(space: ParticleSpace, samples: np.ndarray, n_bins: int = N_BINS, n_blocks: int = N_BLOCKS) -> dict:
     """Density profile (trap) or pair correlation g(r) (box); see the module docstring."""
-    sp = cfg.space
     samples = np.asarray(samples, dtype=float)
-    if samples.ndim != 2 or samples.shape[1] != sp.n_particles * sp.dims:
-        raise ValueError(f"samples must have shape (n_samples, {sp.n_particles * sp.dims}), got {samples.shape}")
-    extent = sp.extent if isinstance(sp.extent, tuple) else (sp.extent,) * sp.dims
-    pos = samples.reshape(samples.shape[0], sp.n_particles, sp.dims)
-    if any(e > 0 for e in extent):
-        return {"pair_correlation": pair_correlation(pos, extent, n_bins, n_blocks)}
+    if samples.ndim != 2 or samples.shape[1] != space.n_dof:
+        raise ValueError(f"samples must have shape (n_samples, {space.n_dof}), got {samples.shape}")
+    pos = samples.reshape(samples.shape[0], space.n_particles, space.dims)
+    if space.periodic:
+        return {"pair_correlation": pair_correlation(pos, space.extent, n_bins, n_blocks)}
     return {"density": density(pos, n_bins, n_blocks)}
 
 

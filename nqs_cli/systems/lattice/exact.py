@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from nqs_cli.systems.lattice.hilbert import MAX_STATES
+from nqs_cli.systems.lattice.hilbert import MAX_STATES  # noqa: F401 (re-exported: the exact-diagonalisation limit)
 from nqs_cli.systems.lattice.operators import BondHamiltonian
 
 _DENSE_LIMIT = 400  # below this many states a dense eigensolver is faster and safer

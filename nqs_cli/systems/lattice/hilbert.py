@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-MAX_STATES = 500_000
+MAX_STATES = 200_000  # the largest sector enumerated (exact diagonalisation, full sums)
 
 
 class _DiscreteSpace:

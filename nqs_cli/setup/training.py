@@ -1,0 +1,77 @@
+"""The engine of one run, built once from the config and the problem: optimiser, sampler,
+local energies, the SR plan (decided here, from the sizes) and the uncompiled step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import jax
+import optax
+
+from nqs_cli.config import Config
+from nqs_cli.setup.problem import Problem
+from nqs_cli.vmc import sr
+from nqs_cli.vmc.sampler import ChainState, init_chains, make_sampler
+from nqs_cli.vmc.step import VMCState, chunked_map, gradient_direction, init_state, make_step, root_keys
+
+
+def make_optimizer(cfg: Config) -> optax.GradientTransformation:
+    opt = cfg.optimizer
+    if opt.kind == "adam":
+        return optax.adam(opt.learning_rate)
+    return optax.sgd(opt.learning_rate)
+
+
+def count_parameters(problem: Problem) -> int:
+    """The number of parameters, from shapes alone (no initialisation runs)."""
+    shapes = jax.eval_shape(problem.init_params, jax.random.key(0))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes))
+
+
+@dataclass(frozen=True, eq=False)
+class Training:
+    problem: Problem
+    tx: optax.GradientTransformation
+    n_chains: int
+    sweep_size: int
+    sr_plan: sr.SRPlan | None
+    local_energies: Callable  # (params, xs (N, n_dof)) -> E_loc (N,)
+    step: Callable  # (VMCState, key) -> (VMCState, stats), to be jitted
+
+    def sampler(self, n_per_chain: int, n_discard: int) -> Callable:
+        """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule."""
+        p = self.problem
+        return make_sampler(p.log_psi, p.rule, n_per_chain, n_discard, self.sweep_size, p.evaluator)
+
+    def fresh_chains(self, params, key) -> ChainState:
+        p = self.problem
+        return init_chains(p.log_psi, params, p.random_state, key, self.n_chains)
+
+    def init_state(self, seed: int) -> VMCState:
+        k_params, k_chains, _ = root_keys(seed)
+        params = self.problem.init_params(k_params)
+        return init_state(params, self.fresh_chains(params, k_chains), self.tx)
+
+
+def build_training(cfg: Config, problem: Problem) -> Training:
+    s, sr_cfg = cfg.sampler, cfg.optimizer.sr
+    tx = make_optimizer(cfg)
+    plan = None
+    if sr_cfg is not None:
+        plan = sr.plan(sr_cfg.mode, sr_cfg.solver, s.n_samples, count_parameters(problem), structured=problem.fast.jacobian is not None)
+    local_energies = chunked_map(problem.local_energy, cfg.train.chunk_size or problem.local_energy_block)
+    sample = make_sampler(problem.log_psi, problem.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, problem.evaluator)
+    jacobian = partial(problem.jacobian, dense=plan is not None and plan.dense_jacobian, chunk_size=cfg.train.chunk_size)
+    direction = gradient_direction if plan is None else sr.make_direction(plan, sr_cfg.diag_shift, sr_cfg.tol)
+    return Training(
+        problem=problem,
+        tx=tx,
+        n_chains=s.n_chains,
+        sweep_size=s.sweep_size,
+        sr_plan=plan,
+        local_energies=local_energies,
+        step=make_step(sample, local_energies, jacobian, direction, tx),
+    )
