@@ -193,6 +193,23 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
     for k in raw:
         if k not in SECTIONS and k not in TOP_KEYS:
             p.unknown(k, k, list(SECTIONS) + list(TOP_KEYS))
+    top = _top_keys(p, raw)
+    sections = _system_sections(p, raw)
+    for name in ("model", "sampler", "optimizer", "train", "distributed"):
+        sections[name] = p.section(name, SECTIONS[name], raw.get(name, {}), kind_hint=raw.get(name, {}).get("kind"))
+
+    cfg = Config(
+        name=top.get("name", default_name),
+        seed=top.get("seed", 0),
+        dtype=top.get("dtype", "float64"),
+        source=source,
+        **sections,
+    )
+    return resolve(cfg, p)
+
+
+def _top_keys(p: _Parser, raw: dict) -> dict[str, Any]:
+    """name, seed, dtype: checked."""
     top: dict[str, Any] = {}
     for k, tp in TOP_KEYS.items():
         if k in raw:
@@ -204,7 +221,11 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
         p.fail("dtype", f'expected one of "float64", "float32", got {_show(top["dtype"])}')
     if "name" in top and (not top["name"] or "/" in top["name"]):
         p.fail("name", f"expected a non-empty name without '/', got {_show(top['name'])}")
+    return top
 
+
+def _system_sections(p: _Parser, raw: dict) -> dict[str, Any]:
+    """[hamiltonian] and either [lattice] + [hilbert] or [space], parsed."""
     discrete = "lattice" in raw or "hilbert" in raw
     if discrete and "space" in raw:
         p.fail("space", "a config describes either a lattice system ([lattice] + [hilbert]) or particles in continuous space ([space]), not both")
@@ -212,10 +233,8 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
         p.fail("lattice", "missing system: give [lattice] + [hilbert] for a lattice system, or [space] for particles in continuous space")
     if "hamiltonian" not in raw or "kind" not in raw.get("hamiltonian", {}):
         p.fail("hamiltonian.kind", f"required; one of {', '.join(HAMILTONIAN_KINDS)}")
-
-    sections: dict[str, Any] = {}
     ham = p.section("hamiltonian", HamiltonianConfig, raw["hamiltonian"])
-    sections["hamiltonian"] = ham
+    sections: dict[str, Any] = {"hamiltonian": ham}
     if discrete:
         if ham.kind == "continuous":
             p.fail("hamiltonian.kind", '"continuous" needs a [space] section, not [lattice]/[hilbert]')
@@ -229,14 +248,4 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
         if ham.kind != "continuous":
             p.fail("hamiltonian.kind", f'"{ham.kind}" is a lattice Hamiltonian; particles in [space] need kind = "continuous"')
         sections["space"] = p.section("space", SpaceConfig, raw["space"])
-    for name in ("model", "sampler", "optimizer", "train", "distributed"):
-        sections[name] = p.section(name, SECTIONS[name], raw.get(name, {}), kind_hint=raw.get(name, {}).get("kind"))
-
-    cfg = Config(
-        name=top.get("name", default_name),
-        seed=top.get("seed", 0),
-        dtype=top.get("dtype", "float64"),
-        source=source,
-        **sections,
-    )
-    return resolve(cfg, p)
+    return sections

@@ -25,35 +25,34 @@ def build_rbm_multival(cfg: Config, space) -> RBMMultiVal:
     )
 
 
-def build_deepsets(cfg: Config, space: ParticleSpace):
+def _deepset_fields(cfg: Config) -> dict:
+    """The fields the two DeepSets models share, from [model]."""
     m = cfg.model
-    dtype = param_dtype(cfg)
-    net = DeepSetMLP(
+    return dict(
         features_phi=m.features_phi,
         features_rho=m.features_rho,
-        param_dtype=dtype,
-        hidden_activation=activation_by_name(m.activation),
+        param_dtype=param_dtype(cfg),
         output_activation=activation_by_name(m.output_activation),
         use_bias=m.use_bias,
-        n_dims=space.dims,
     )
+
+
+def build_deepsets(cfg: Config, space: ParticleSpace):
+    m = cfg.model
+    net = DeepSetMLP(**_deepset_fields(cfg), hidden_activation=activation_by_name(m.activation), n_dims=space.dims)
     if m.envelope == "none":
         return net
     omega = cfg.hamiltonian.trap_omega if cfg.hamiltonian.trap_omega > 0 else 1.0
-    return GaussianEnvelope(inner=net, n_dims=space.dims, a_init=0.5 * space.mass * omega, param_dtype=dtype)
+    return GaussianEnvelope(inner=net, n_dims=space.dims, a_init=0.5 * space.mass * omega, param_dtype=param_dtype(cfg))
 
 
 def build_reldist(cfg: Config, space: ParticleSpace) -> DeepSetRelDistance:
     m = cfg.model
     return DeepSetRelDistance(
+        **_deepset_fields(cfg),
         extent=space.extent,
         layers_phi=m.layers_phi,
         layers_rho=m.layers_rho,
-        features_phi=m.features_phi,
-        features_rho=m.features_rho,
         cusp_exponent=m.cusp_exponent,
-        param_dtype=param_dtype(cfg),
         activation=activation_by_name(m.activation),
-        output_activation=activation_by_name(m.output_activation),
-        use_bias=m.use_bias,
     )

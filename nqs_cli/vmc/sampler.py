@@ -56,16 +56,8 @@ class FullEvaluation:
         return self.log_psi(params, x_new), ()
 
 
-def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int, evaluator=None):
-    """Returns ``sample(params, chains, key) -> (chains, samples, acceptance)``.
-
-    samples: (n_chains, n_per_chain, n_dof); acceptance: fraction of accepted moves over all
-    ``(n_discard + n_per_chain) * sweep_size`` steps of this call. ``evaluator`` (default:
-    ``FullEvaluation(log_psi)``) may keep a per-chain cache to update log ψ incrementally;
-    the cache lives only inside one call, since the parameters change between calls.
-    """
-    evaluator = evaluator or FullEvaluation(log_psi)
-    n_sweeps = n_discard + n_per_chain
+def _proposer(rule, evaluator):
+    """``(ctx, cache, r, x) -> (x', log_q, (log ψ(x'), cache'))`` for all chains at once."""
     if hasattr(rule, "propose_sites") and hasattr(evaluator, "update_sites"):
         # the rule names the sites it touched: the evaluator need not search for them
         propose_sites = jax.vmap(rule.propose_sites)
@@ -82,6 +74,21 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
         def propose_and_evaluate(ctx, cache, r_prop, x):
             x_new, log_q = batched_propose(r_prop, x)
             return x_new, log_q, batched_update(ctx, cache, x, x_new)
+
+    return propose_and_evaluate
+
+
+def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int, evaluator=None):
+    """Returns ``sample(params, chains, key) -> (chains, samples, acceptance)``.
+
+    samples: (n_chains, n_per_chain, n_dof); acceptance: fraction of accepted moves over all
+    ``(n_discard + n_per_chain) * sweep_size`` steps of this call. ``evaluator`` (default:
+    ``FullEvaluation(log_psi)``) may keep a per-chain cache to update log ψ incrementally;
+    the cache lives only inside one call, since the parameters change between calls.
+    """
+    evaluator = evaluator or FullEvaluation(log_psi)
+    n_sweeps = n_discard + n_per_chain
+    propose_and_evaluate = _proposer(rule, evaluator)
 
     def metropolis_step(ctx, carry, randoms):
         chains, cache, n_acc = carry
