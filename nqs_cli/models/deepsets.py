@@ -1,7 +1,7 @@
 """Permutation-invariant models for identical bosons in continuous space.
 
 `DeepSetMLP` and `DeepSetRelDistance` have NetKet 3.23's fields, defaults, initialisers,
-parameter trees and forward passes (tests/test_models.py checks them against stored NetKet
+parameter trees and forward passes (tests/models/test_models.py checks them against stored NetKet
 output). Two additions, neither of which changes the parameter tree:
 
 - `DeepSetMLP.n_dims`: when set, the model takes flat coordinates (..., N*D);

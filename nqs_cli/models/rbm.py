@@ -1,7 +1,7 @@
 """Restricted Boltzmann machines with NetKet 3.23's fields, parameters and forward pass.
 
 A parameter tree made by `netket.models.RBM` / `RBMMultiVal` gives the same log-amplitude
-here to float64 round-off (tests/test_models.py checks this against stored NetKet output).
+here to float64 round-off (tests/models/test_models.py checks this against stored NetKet output).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.systems.continuum.potentials import aziz, gaussian_pair, lennard_jones
 from nqs_cli.systems.continuum.space import ParticleSpace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {"features_phi": [4, 4], "features_rho": [4]}
 
 

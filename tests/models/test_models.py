@@ -22,7 +22,7 @@ from nqs_cli.models import (
 )
 from nqs_cli.models.activations import log_cosh, sum_log_cosh
 
-FIXTURE = Path(__file__).parent / "fixtures" / "netket_models.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "netket_models.json"
 TOL = 1e-12
 
 

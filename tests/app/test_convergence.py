@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from nqs_cli.app.cli import app
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from nqs_cli import config
 from nqs_cli.app.cli import app
 
-CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.toml"))
+CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.toml"))
 runner = CliRunner()
 
 BH = """
