@@ -7,7 +7,7 @@ of the kernel is the outer product v ⊗ t, so
 
 which costs N²(H + M) instead of N²·M·H, and Ōᵀy = (V∘y)ᵀT costs one N·M·H product
 (the biases ride along as a constant column of V and of T, see ``RBMJacobian``). Same
-methods as vmc/jacobians.DenseJacobian; checked against it in tests/models/test_rbm_jacobian.py.
+methods as vmc/jacobians.DenseJacobian; checked against it in tests/models/test_rbm_kernels.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Continuous space: potentials, the fast DeepSets Laplacian, zero variance, observables."""
+"""Continuous space: the space, potentials, zero variance, exact energies, observables."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from continuum_cases import TINY, make_cfg, perturbed_params
 
-from nqs_cli import config
 from nqs_cli.setup import build_problem as build_continuous_problem
 from nqs_cli.setup.continuum import exact_energy
 from nqs_cli.systems.continuum.hamiltonian import ContinuousHamiltonian
@@ -20,50 +20,6 @@ from nqs_cli.systems.continuum.potentials import aziz, gaussian_pair, lennard_jo
 from nqs_cli.systems.continuum.space import ParticleSpace
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"features_phi": [4, 4], "features_rho": [4]}
-
-
-def make_cfg(n=3, dims=1, extent=0.0, omega=1.0, mass=1.0, pair=None, model=None, **top):
-    raw = {
-        "space": {"n_particles": n, "dims": dims, "extent": extent, "mass": mass},
-        "hamiltonian": {"kind": "continuous", "trap_omega": omega},
-        "model": dict(model or {}),
-        "sampler": {"kind": "metropolis-gaussian", "n_chains": 2, "n_samples": 8},
-        **top,
-    }
-    if pair is not None:
-        raw["hamiltonian"]["pair"] = pair
-    return config.from_dict(raw, source="<test>")
-
-
-def perturbed_params(problem, scale=0.3, seed=0):
-    """Init params plus noise, so no layer is trivially zero and the envelope moves off a_init."""
-    params = problem.init_params(jax.random.key(seed))
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    return jax.tree_util.tree_unflatten(tree, [p + scale * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)])
-
-
-def energies(problem):
-    """(fast E_loc, trace(jax.hessian) E_loc), both batched and jitted, one compile per problem."""
-    ham, inv_2m = problem.hamiltonian, 0.5 / problem.space.mass
-
-    def reference(params, x):
-        f = lambda y: problem.log_psi(params, y)  # noqa: E731
-        g = jax.grad(f)(x)
-        return -inv_2m * (jnp.trace(jax.hessian(f)(x)) + g @ g) + ham.potential(x)
-
-    batch = lambda fn: jax.jit(jax.vmap(fn, (None, 0)))  # noqa: E731
-    return batch(problem.local_energy), batch(reference)
-
-
-def spread_configs(space: ParticleSpace, n_configs: int, seed: int = 3) -> jax.Array:
-    """Box configurations with particles near a lattice, so pair distances stay O(L/N)."""
-    n, d = space.n_particles, space.dims
-    base = (np.arange(n)[:, None] + 0.5) / n * np.asarray(space.extent)[None, :]
-    rng = np.random.default_rng(seed)
-    jitter = rng.uniform(-0.2, 0.2, (n_configs, n, d)) * np.asarray(space.extent)[None, None, :] / n
-    return jnp.asarray((base[None] + jitter).reshape(n_configs, n * d))
 
 
 # --------------------------------------------------------------------------- space, potentials
@@ -151,50 +107,6 @@ def test_zero_variance_gaussian_ground_state(dims):
         assert np.abs(np.asarray(e_loc) - expected).max() < 1e-10
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        dict(dims=1, model=TINY),
-        dict(dims=2, model=TINY, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}),
-        dict(dims=2, model={**TINY, "envelope": "none", "activation": "tanh"}),
-        dict(dims=1, model={"features_phi": [8, 8], "features_rho": [8]}, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}),
-    ],
-    # ρ's curvature: along the N·D directions when N·D < F (trap-1d, wide-rho), else by its Hessian
-    ids=["trap-1d", "trap-2d-pair", "no-envelope", "wide-rho"],
-)
-def test_fast_laplacian_deepsets_equals_hessian(case):
-    problem = build_continuous_problem(make_cfg(n=4, **case))
-    params = perturbed_params(problem)
-    xs = jax.random.normal(jax.random.key(7), (8, problem.space.n_dof))
-    fast, reference = energies(problem)
-    e_fast, e_ref = np.asarray(fast(params, xs)), np.asarray(reference(params, xs))
-    assert np.abs(e_fast - e_ref).max() < 1e-10 * max(1.0, np.abs(e_ref).max())
-
-
-RELDIST = {"layers_phi": 2, "layers_rho": 2, "features_phi": 4, "features_rho": 4}
-
-
-@pytest.mark.parametrize(
-    "dims, extent, cusp, features",
-    [(1, 6.0, None, 4), (2, [5.0, 4.0], 2, 4), (1, 6.0, 1, 8)],
-    ids=["1d", "2d-cusp", "1d-cusp-wide"],
-)
-def test_fast_laplacian_reldist_equals_hessian_and_is_periodic(dims, extent, cusp, features):
-    model = {**RELDIST, "features_rho": features, **({"cusp_exponent": cusp} if cusp else {})}
-    cfg = make_cfg(n=4, dims=dims, extent=extent, omega=0.0, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model=model)
-    problem = build_continuous_problem(cfg)
-    params = perturbed_params(problem)
-    xs = spread_configs(problem.space, 6)
-    fast, reference = energies(problem)
-    e_fast, e_ref = np.asarray(fast(params, xs)), np.asarray(reference(params, xs))
-    assert np.abs(e_fast - e_ref).max() < 1e-10 * max(1.0, np.abs(e_ref).max())
-    # shift particle 2 by one box length along each axis (and particle 0 by minus one)
-    box = np.atleast_1d(np.asarray(extent, dtype=float))
-    shift = np.zeros((4, dims))
-    shift[2] = box
-    shift[0, -1] = -box[-1]
-    e_shift = np.asarray(fast(params, xs + jnp.asarray(shift.reshape(-1))[None, :]))
-    assert np.abs(e_shift - e_fast).max() < 1e-10 * max(1.0, np.abs(e_fast).max())
 
 
 # --------------------------------------------------------------------------- observables

@@ -6,54 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from lattice_cases import exact_quantities, random_params, tiny, tiny_config
 
 from nqs_cli import config
+from nqs_cli.setup import build_problem, build_training
 from nqs_cli.vmc import sr
 from nqs_cli.vmc.jacobians import DenseJacobian, dense_jacobian
-from nqs_cli.setup import build_problem, build_training
 from nqs_cli.vmc.sampler import init_chains, make_sampler
 from nqs_cli.vmc.stats import integrated_time, statistics
-
-
-def tiny_config(kind: str, **extra):
-    if kind == "bose-hubbard":
-        raw = {
-            "lattice": {"graph": "chain", "length": 4, "pbc": True},
-            "hilbert": {"kind": "fock", "n_max": 3, "n_particles": 4},
-            "hamiltonian": {"kind": "bose-hubbard", "J": 1.0, "U": 4.0, "V": 0.3, "mu": 0.2},
-            "model": {"kind": "rbm-multival", "alpha": 1},
-        }
-    else:
-        raw = {
-            "lattice": {"graph": "chain", "length": 4, "pbc": True},
-            "hilbert": {"kind": "spin", "s": 1, "total_sz": 0},
-            "hamiltonian": {"kind": "heisenberg", "J": 1.0, "beta": 0.2},
-            "model": {"kind": "rbm-multival", "alpha": 2},
-        }
-    for key, value in extra.items():
-        section, name = key.split("__")
-        raw.setdefault(section, {})[name] = value
-    return config.from_dict(raw)
-
-
-def tiny(kind: str, **extra):
-    return build_problem(tiny_config(kind, **extra))
-
-
-def random_params(problem, scale=0.3, seed=3):
-    """Parameters far from the near-zero initialisation, so ψ is far from uniform."""
-    params = problem.init_params(jax.random.key(seed))
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    leaves = [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-    return jax.tree_util.tree_unflatten(tree, leaves)
-
-
-def exact_quantities(problem, params):
-    states = problem.space.all_states()
-    h = problem.hamiltonian.to_dense(states)
-    log_psi = jax.vmap(problem.log_psi, (None, 0))(params, jnp.asarray(states))
-    return states, h, log_psi
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
@@ -127,53 +87,6 @@ def test_minsr_equals_parameter_space_sr():
         assert sr.resolve("auto", "auto", n, p, cheap_gram=True) == ("minsr", "cg")
     assert sr.resolve("auto", "auto", 16384, 33152, cheap_gram=True) == ("S", "cg")
     assert sr.resolve("auto", "auto", 1008, 600, cheap_gram=True) == ("S", "cg")
-
-
-def assert_structured_maps_equal_dense(structured, dense, key):
-    """Gram matrix, Gram products, Ōᵀy and Ōv of the structured RBM Jacobian = the dense one's
-    (to 1e-10); returns the random sample-space vector y used."""
-    assert structured.shape == dense.shape
-    k_y, k_v = jax.random.split(key)
-    np.testing.assert_allclose(structured.gram(), dense.gram(), rtol=1e-10, atol=1e-12)
-    y = jax.random.normal(k_y, (dense.shape[0],))
-    np.testing.assert_allclose(structured.gram_matvec()(y), dense.gram() @ y, rtol=1e-10, atol=1e-12)
-    v = jax.random.normal(k_v, (dense.shape[1],))
-    np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(structured.flatten(structured.native(v)), v)
-    return y
-
-
-@pytest.mark.parametrize("hidden_bias, visible_bias", [(True, False), (False, True), (False, False)])
-def test_structured_rbm_jacobian_without_biases_equals_dense(hidden_bias, visible_bias):
-    from nqs_cli.models import RBMMultiVal
-    from nqs_cli.models.rbm_jacobian import rbm_jacobian
-
-    model = RBMMultiVal(n_classes=3, alpha=1, use_hidden_bias=hidden_bias, use_visible_bias=visible_bias)
-    xs = jax.random.randint(jax.random.key(0), (40, 5), 0, 3)
-    params = model.init(jax.random.key(1), xs[0])["params"]
-    params = jax.tree_util.tree_map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(2), a.shape), params)
-    dense = dense_jacobian(lambda p, x: model.apply({"params": p}, x), params, xs)
-    structured = rbm_jacobian(model, params, xs)
-    assert_structured_maps_equal_dense(structured, dense, jax.random.key(3))
-
-
-@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
-def test_structured_rbm_jacobian_equals_dense(kind, monkeypatch):
-    problem = tiny(kind)
-    params = random_params(problem)
-    xs = jnp.asarray(problem.space.all_states())
-    dense = dense_jacobian(problem.log_psi, params, xs)
-    structured = problem.jacobian(params, xs)
-    assert type(structured).__name__ == "RBMJacobian"
-    y = assert_structured_maps_equal_dense(structured, dense, jax.random.key(1))
-    eps = sr.centered_energies(y, y.dtype)
-    reference = sr.sr_direction(dense, eps, 1e-2, "S", "cholesky")
-    for solver in ("cholesky", "cg"):
-        np.testing.assert_allclose(sr.sr_direction(structured, eps, 1e-2, "minsr", solver), reference, rtol=1e-6, atol=1e-8)
-    # sample-space CG on products with Ō and Ōᵀ instead of the Gram matrix (large N)
-    monkeypatch.setattr(sr, "GRAM_CG_MAX_SAMPLES", 0)
-    np.testing.assert_allclose(sr.sr_direction(structured, eps, 1e-2, "minsr", "cg"), reference, rtol=1e-6, atol=1e-8)
 
 
 def total_variation_bound(p: np.ndarray, n_effective: float) -> float:
@@ -263,25 +176,6 @@ def test_train_step_keeps_shapes_and_is_finite():
     assert all(np.isfinite(float(v)) for v in stats.values())
 
 
-@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
-def test_fast_rbm_kernels_equal_the_module(kind):
-    problem = tiny(kind)
-    params = random_params(problem)
-    xs = jnp.asarray(problem.space.all_states())
-    module = jax.vmap(lambda x: problem.model.apply({"params": params}, x))(xs)
-    fast = jax.vmap(lambda x: problem.log_psi(params, x))(xs)
-    np.testing.assert_allclose(fast, module, rtol=1e-12, atol=1e-12)
-    generic = jax.vmap(problem_generic_local_energy(problem), (None, 0))(params, xs)
-    incremental = jax.vmap(problem.local_energy, (None, 0))(params, xs)
-    np.testing.assert_allclose(incremental, generic, rtol=1e-10, atol=1e-10)
-
-
-def problem_generic_local_energy(problem):
-    from nqs_cli.systems.lattice.local_energy import local_energy_factory
-
-    return local_energy_factory(problem.hamiltonian)(lambda p, x: problem.model.apply({"params": p}, x))
-
-
 def test_chunked_evaluation_equals_unchunked():
     from nqs_cli.vmc.step import chunked_map
 
@@ -296,50 +190,6 @@ def test_chunked_evaluation_equals_unchunked():
     dense = dense_jacobian(problem.log_psi, params, xs)
     chunked = problem.jacobian(params, xs, dense=True, chunk_size=5)
     np.testing.assert_allclose(chunked.o_bar, dense.o_bar, rtol=1e-13, atol=1e-13)
-
-
-def test_incremental_sampler_evaluator_tracks_log_psi():
-    """Cached θ updates along a chain give the same log ψ as a fresh evaluation."""
-    problem = tiny("bose-hubbard")
-    params = random_params(problem)
-    ev = problem.evaluator
-    ctx = ev.prepare(params)
-    x = problem.random_state(jax.random.key(0))
-    lp, cache = ev.init(ctx, x)
-    for k in jax.random.split(jax.random.key(1), 20):
-        x_new, _ = problem.rule.propose(problem.rule.draw(k, (), x.shape[0], jnp.float64), x)
-        lp, cache = ev.update(ctx, cache, x, x_new)
-        x = x_new
-        assert float(lp) == pytest.approx(float(problem.model.apply({"params": params}, x)), abs=1e-12)
-    # a one-site (local) move, including site 0
-    x_new = x.at[0].set((x[0] + 1) % problem.space.local_dim)
-    lp, _ = ev.update(ctx, cache, x, x_new)
-    assert float(lp) == pytest.approx(float(problem.model.apply({"params": params}, x_new)), abs=1e-12)
-
-
-
-@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
-def test_site_aware_update_tracks_log_psi(kind):
-    """The sampler's path for Hamiltonian moves: the rule names the bond's sites, the cache is
-    updated from those alone (including moves that change nothing), and log ψ stays exact."""
-    problem = tiny(kind)
-    params = random_params(problem)
-    ev, rule = problem.evaluator, problem.rule
-    ctx = ev.prepare(params)
-    x = problem.random_state(jax.random.key(0))
-    lp, cache = ev.init(ctx, x)
-    for k in jax.random.split(jax.random.key(3), 30):
-        x_new, log_q, sites = rule.propose_sites(rule.draw(k, (), x.shape[0], jnp.float64), x)
-        ref_new, ref_q = rule.propose(rule.draw(k, (), x.shape[0], jnp.float64), x)
-        np.testing.assert_array_equal(x_new, ref_new)
-        assert float(log_q) == float(ref_q)
-        assert set(np.flatnonzero(np.asarray(x_new != x))) <= set(np.asarray(sites).tolist())
-        lp, cache = ev.update_sites(ctx, cache, x, x_new, sites)
-        x = x_new
-        assert float(lp) == pytest.approx(float(problem.model.apply({"params": params}, x)), abs=1e-12)
-    # the same sites with nothing changed: log ψ unchanged
-    lp_same, _ = ev.update_sites(ctx, cache, x, x, jnp.asarray([0, 1]))
-    assert float(lp_same) == pytest.approx(float(lp), abs=1e-14)
 
 
 FRESH_PROCESS_SR = """
