@@ -129,6 +129,8 @@ class TrainReporter:
     def summary(self, outcome) -> None:
         self.close()
         r = outcome.result
+        for warning in r.get("warnings", []):
+            self.warn(warning)
         table = Table(title=f"{outcome.run_dir}", show_header=False, title_justify="left")
         table.add_column("key", style="bold")
         table.add_column("value")

@@ -133,11 +133,17 @@ OPTIMIZER_DEFAULTS = {
 }
 
 
+# Step control, one rule for every family (measured on lattice bosons, spin-1, trapped and
+# periodic bosons; see benchmarks/README.md).
+STEP_DEFAULTS = {"warmup": 0, "trust_region": 0.0}
+SHIFT_DEFAULTS = {"diag_shift_start": 0.0, "diag_shift_steps": 0}
+
+
 def _optimizer_defaults(opt: OptimizerConfig, family: str) -> OptimizerConfig:
     table = OPTIMIZER_DEFAULTS[family]
-    opt = _fill(opt, learning_rate=table[opt.kind])
+    opt = _fill(opt, learning_rate=table[opt.kind], **STEP_DEFAULTS)
     if opt.sr is not None:
-        opt = dataclasses.replace(opt, sr=_fill(opt.sr, diag_shift=table["diag_shift"]))
+        opt = dataclasses.replace(opt, sr=_fill(opt.sr, diag_shift=table["diag_shift"], **SHIFT_DEFAULTS))
     return opt
 
 

@@ -139,6 +139,8 @@ class SRConfig:
     solver: str = opt("auto", one_of("cholesky", "cg", "auto"))
     mode: str = opt("auto", one_of("auto", "S", "minsr"))
     tol: float = opt(1e-5, lambda v: None if 0 < v < 1 else "between 0 and 1")  # CG relative residual
+    diag_shift_start: float = opt(None, non_negative)  # shift at step 0, decaying geometrically to diag_shift (0: constant)
+    diag_shift_steps: int = opt(None, non_negative)  # iterations of that decay
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ class OptimizerConfig:
     kind: str = opt("sgd", one_of("sgd", "adam"))
     learning_rate: float = opt(None, positive)
     sr: SRConfig | None = opt(SRConfig())  # on by default; `sr = false` turns it off
+    warmup: int = opt(None, non_negative)  # iterations of linear learning-rate warm-up (0: none)
+    trust_region: float = opt(None, non_negative)  # bound on ΔθᵀSΔθ per iteration (squared Fubini–Study step; 0: none)
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,10 @@ class TrainConfig:
     final_window: int = opt(50, at_least(1))
     exact_energy: bool = opt(True)
     chunk_size: int | None = opt(None, at_least(1))  # samples per chunk of local-energy / Jacobian evaluation
+    spike_factor: float = opt(10.0, lambda v: None if v > 1 else "> 1")  # a variance this many times the recent median is a spike
+    spike_retries: int = opt(3, non_negative)  # retries of the step before a spike, with half the step each (0: off)
+    dead_steps: int = opt(5, at_least(1))  # consecutive iterations with Tr S = 0 that fail the run (ψ no longer depends on its parameters)
+    final_samples: int | None = opt(None, non_negative)  # samples of the final evaluation with fresh chains (0: none)
 
 
 def host_port(v):

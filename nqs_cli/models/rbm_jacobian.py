@@ -131,6 +131,13 @@ class RBMJacobian:
         """Ōv for a flat parameter vector v."""
         return self.apply_native(self.native(vec))
 
+    def trace_s(self) -> jax.Array:
+        """Tr S = mean_i |O_i|² − |mean O|² with O_i = u_i ⊗ w_i (the corner term cancels)."""
+        n = self.u.shape[0]
+        row = jnp.sum(self.u * self.u, axis=1) * jnp.sum(self.w * self.w, axis=1)
+        mean = (self.u.T @ self.w) / n
+        return jnp.mean(row) - jnp.sum(mean * mean)
+
     def s_matrix(self) -> jax.Array:
         raise NotImplementedError("the parameter-space S matrix of an RBM is dense: use DenseJacobian")
 

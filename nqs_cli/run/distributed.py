@@ -11,6 +11,7 @@ On a single process every helper here is a plain local operation.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -142,6 +143,11 @@ def broadcast_bytes(data: bytes | None) -> bytes:
 
 def broadcast_text(text: str | None) -> str:
     return broadcast_bytes(None if text is None else text.encode()).decode()
+
+
+def broadcast_json(obj):
+    """The lead's JSON-able ``obj`` on every process (the others pass None)."""
+    return json.loads(broadcast_text(None if obj is None else json.dumps(obj)))
 
 
 def to_host(tree):

@@ -39,3 +39,27 @@ def relative_error(energy, exact):
     if energy is None or exact is None or exact == 0:
         return None
     return abs((energy - exact) / exact)
+
+
+R_HAT_LIMIT = 1.1
+LOW_ACCEPTANCE = 0.05
+
+
+def sampling_warnings(rows: list[dict], window: int) -> list[str]:
+    """Warnings about the chains over the last ``window`` iterations: split-R̂ above 1.1 in most
+    of them (the chains disagree), or a mean acceptance below 5 % (they barely move)."""
+    last = [r for r in rows[-window:] if r.get("r_hat") is not None]
+    out = []
+    high = sum(1 for r in last if r["r_hat"] > R_HAT_LIMIT)
+    if last and high > len(last) / 2:
+        out.append(
+            f"split-R̂ > {R_HAT_LIMIT} in {high} of the last {len(last)} iterations: the chains disagree "
+            "(a multimodal |ψ|² or too short sampling); raise sampler.n_discard_per_chain or sampler.sweep_size"
+        )
+    acceptance = [r["acceptance"] for r in rows[-window:] if r.get("acceptance") is not None]
+    if acceptance and sum(acceptance) / len(acceptance) < LOW_ACCEPTANCE:
+        out.append(
+            f"mean acceptance {sum(acceptance) / len(acceptance):.3f} over the last {len(acceptance)} iterations: "
+            "the chains barely move, samples are strongly correlated (for particles lower sampler.sigma)"
+        )
+    return out

@@ -15,18 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nqs_cli.config import Config, to_dict
 from nqs_cli.run import checkpoints as ck
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error
+from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
+from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_json, read_json
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
-from nqs_cli.vmc.loop import RunError, StepRecord, run_loop
+from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
 from nqs_cli.vmc.step import VMCState, root_keys
 
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
@@ -149,8 +151,9 @@ def write_run_files(path: Path, resolved: dict, argv: list[str], seed: int, n_pa
 class StepLog:
     """What happens after each accepted step: a metrics row, a periodic checkpoint, progress."""
 
-    def __init__(self, path: Path | None, chash: str, checkpoint_every: int, reporter, exact, stop: StopFlag, step: int):
-        self.path, self.chash, self.every = path, chash, checkpoint_every
+    def __init__(self, path: Path | None, chash: str, cfg: Config, reporter, exact, stop: StopFlag, step: int):
+        self.path, self.chash, self.every = path, chash, cfg.train.checkpoint_every
+        self.learning_rate = cfg.optimizer.learning_rate
         self.reporter, self.exact, self.stop = reporter, exact, stop
         self.compile_s: float | None = None
         self.iter_times: list[float] = []
@@ -169,6 +172,7 @@ class StepLog:
         self.stop.last_step_s = rec.wall_s
         row = {"step": rec.step, **{k: rec.stats[k] for k in METRIC_KEYS}, "wall_s": rec.wall_s}
         row.update({k: v for k, v in rec.stats.items() if k not in row})
+        row["learning_rate"] = self.learning_rate * rec.stats["step_scale"]
         if self.path is not None:
             rd.append_metrics(self.path / "metrics.jsonl", row)
         if rec.step % self.every == 0:
@@ -199,26 +203,32 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
     exact = problem.exact_energy() if cfg.train.exact_energy and lead else None
     reporter.start(cfg, problem, path, n_params, exact)
     stop = StopFlag(None if max_time_s is None else start_wall + max_time_s)
-    log = StepLog(path, chash, cfg.train.checkpoint_every, reporter, exact, stop, int(state.step))
+    log = StepLog(path, chash, cfg, reporter, exact, stop, int(state.step))
+    t = cfg.train
+    health = Health(spike_factor=t.spike_factor, spike_retries=t.spike_retries, dead_steps=t.dead_steps)
+    history = dist.broadcast_json(rd.read_metrics(path / "metrics.jsonl") if lead else None)
     try:
         with stop_signals(stop):
             state, status = run_loop(
                 jax.jit(training.step), state, root_keys(cfg.seed)[2], cfg.train.n_iter, log,
-                on_nonfinite=cfg.train.on_nonfinite, patience=cfg.train.nonfinite_patience,
-                should_stop=lambda: dist.any_process(stop()),
+                on_nonfinite=t.on_nonfinite, patience=t.nonfinite_patience,
+                should_stop=lambda: dist.any_process(stop()), health=health, history=history,
             )
     except RunError as exc:
         if lead:
-            write_result(path, cfg, "diverged", exact, log.compile_s, log.iter_times, int(state.step), reason=str(exc))
+            write_result(path, cfg, exc.status, exact, log.compile_s, log.iter_times, int(state.step), reason=str(exc))
         raise
     if int(state.step) != log.last_saved or status == "completed":
         log.checkpoint(state, final=status == "completed")
     reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
-    if status == "completed" and cfg.is_continuous:
-        write_observables(path, training, state, cfg)
+    final = None
+    if status == "completed":
+        if cfg.is_continuous:
+            write_observables(path, training, state, cfg)
+        final = final_evaluation(path, training, state, cfg)
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
-    result = write_result(path, cfg, status, exact, log.compile_s, log.iter_times, int(state.step), reason=reason)
+    result = write_result(path, cfg, status, exact, log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
 
@@ -233,10 +243,46 @@ def write_observables(path: Path | None, training: Training, state: VMCState, cf
         atomic_write_json(path / "observables.json", observables(training.problem.space, flat))
 
 
-def write_result(path: Path, cfg: Config, status: str, exact, compile_s, iter_times, step: int, reason: str | None = None) -> dict:
+def trajectory_estimate(path: Path, cfg: Config) -> dict:
+    return final_estimate(rd.read_metrics(path / "metrics.jsonl"), estimate_window(cfg.train.n_iter, cfg.train.final_window))
+
+
+def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config) -> dict | None:
+    """The final parameters sampled with fresh chains until the error bar is no larger than
+    the trajectory estimate's (within ``train.final_samples``); None when that is 0."""
+    s = cfg.sampler
+    window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
+    max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
+    if max_samples == 0:
+        return None
+    target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
+    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.params))  # every process evaluates the same samples, locally
+    n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
+    stats = sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n_per_pass, max_samples, target)
+    e_inf = infinite_temperature_energy(training)
+    n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
+    return {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target}
+
+
+def write_result(path: Path, cfg: Config, status: str, exact, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None) -> dict:
     rows = rd.read_metrics(path / "metrics.jsonl")
-    est = final_estimate(rows, estimate_window(cfg.train.n_iter, cfg.train.final_window))
+    est = trajectory_estimate(path, cfg)
     last = rows[-1] if rows else {}
+    if final is not None:
+        trajectory = {f"trajectory_{k}": v for k, v in est.items()}
+        est = {
+            "energy": final["energy"],
+            "energy_error": final["energy_error"],
+            "variance": final["variance"],
+            "estimate": f"fresh chains: {final['n_samples']} samples after {final['discard_sweeps']} thermalisation sweeps",
+            "tau_corr": final["tau_corr"],
+            "v_score": final["v_score"],
+            "e_inf": final["e_inf"],
+            "final_r_hat": final["r_hat"],
+            "final_acceptance": final["acceptance"],
+            "final_samples": final["n_samples"],
+            **trajectory,
+        }
     result = {
         "status": status,
         **est,
@@ -251,5 +297,6 @@ def write_result(path: Path, cfg: Config, status: str, exact, compile_s, iter_ti
     }
     if reason:
         result["reason"] = reason
+    result["warnings"] = sampling_warnings(rows, estimate_window(cfg.train.n_iter, cfg.train.final_window))
     atomic_write_json(path / "result.json", result)
     return result

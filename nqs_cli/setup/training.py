@@ -65,7 +65,11 @@ def build_training(cfg: Config, problem: Problem) -> Training:
     local_energies = chunked_map(problem.local_energy, cfg.train.chunk_size or problem.local_energy_block)
     sample = make_sampler(problem.log_psi, problem.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, problem.evaluator)
     jacobian = partial(problem.jacobian, dense=plan is not None and plan.dense_jacobian, chunk_size=cfg.train.chunk_size)
-    direction = gradient_direction if plan is None else sr.make_direction(plan, sr_cfg.diag_shift, sr_cfg.tol)
+    shift = None
+    if plan is not None:
+        shift = sr.shift_schedule(sr_cfg.diag_shift, sr_cfg.diag_shift_start or None, sr_cfg.diag_shift_steps)
+    direction = gradient_direction if plan is None else sr.make_direction(plan, shift, sr_cfg.tol)
+    opt = cfg.optimizer
     return Training(
         problem=problem,
         tx=tx,
@@ -73,5 +77,5 @@ def build_training(cfg: Config, problem: Problem) -> Training:
         sweep_size=s.sweep_size,
         sr_plan=plan,
         local_energies=local_energies,
-        step=make_step(sample, local_energies, jacobian, direction, tx),
+        step=make_step(sample, local_energies, jacobian, direction, tx, opt.warmup, opt.trust_region or None, shift),
     )

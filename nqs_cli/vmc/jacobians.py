@@ -40,6 +40,10 @@ class DenseJacobian:
     def apply(self, v: jax.Array) -> jax.Array:
         return self.o_bar @ v
 
+    def trace_s(self) -> jax.Array:
+        """Tr S = Σ_k Var(O_k): zero exactly when log ψ no longer depends on the parameters."""
+        return jnp.sum(self.o_bar**2)
+
     def transpose_apply(self, y: jax.Array) -> jax.Array:
         return self.o_bar.T @ y
 

@@ -1,17 +1,21 @@
-"""The host loop around the compiled step: keys, the non-finite policy, a callback per step.
+"""The host loop around the compiled step: keys, health checks, a callback per step.
 
 The run directory and the progress display live outside (run/, app/): the loop hands each
-accepted step to ``on_step``.
+accepted step to ``on_step``. A step is handed over once the NEXT step has been seen: the
+energy a step reports is that of the parameters the previous update produced, so only then
+is it known whether that update was sound (see ``Health``).
 """
 
 from __future__ import annotations
 
 import math
+import statistics as pystats
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 
 from nqs_cli.vmc.step import VMCState
 
@@ -19,12 +23,50 @@ from nqs_cli.vmc.step import VMCState
 class RunError(RuntimeError):
     """The run failed (exit code 1), e.g. a non-finite energy under on_nonfinite = "stop"."""
 
+    status = "diverged"
+
+
+class DeadAnsatzError(RunError):
+    """ψ stopped depending on its parameters (Tr S = 0): no step can change it any more."""
+
+    status = "failed"
+
 
 @dataclass
 class StepRecord:
     step: int
     stats: dict[str, float]
     wall_s: float
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the loop checks on every step.
+
+    - spikes: a variance above ``spike_factor`` × the median of the last ``window`` steps, or an
+      energy that many error bars above their median, means the previous update went wrong:
+      it is redone from the parameters before it, with half the step, up to ``spike_retries``
+      times (then accepted). Needs ``min_history`` steps of history.
+    - a dead ansatz: Tr S ≤ ``dead_tol`` for ``dead_steps`` steps in a row (DeadAnsatzError).
+    """
+
+    spike_factor: float = 10.0
+    spike_retries: int = 3
+    window: int = 20
+    min_history: int = 10
+    dead_steps: int = 5
+    dead_tol: float = 1e-12
+
+    def is_spike(self, stats: dict[str, float], recent: list[dict[str, float]]) -> bool:
+        if self.spike_retries <= 0 or len(recent) < self.min_history:
+            return False
+        last = recent[-self.window:]
+        var = pystats.median(r["variance"] for r in last)
+        if stats["variance"] > self.spike_factor * var and stats["variance"] > 1e-12 * (1.0 + stats["energy"] ** 2):
+            return True
+        energy = pystats.median(r["energy"] for r in last)
+        error = max(pystats.median(r["energy_error"] for r in last), stats["energy_error"])
+        return stats["energy"] - energy > self.spike_factor * error > 0
 
 
 def first_nonfinite(stats: dict[str, float]) -> str | None:
@@ -36,6 +78,23 @@ def first_nonfinite(stats: dict[str, float]) -> str | None:
     return None
 
 
+@dataclass
+class _Pending:
+    """The last computed step, not yet handed over: (state before it, its record, state after)."""
+
+    before: VMCState
+    record: StepRecord
+    after: VMCState
+
+
+@dataclass
+class _Counters:
+    reverts: int = 0  # non-finite steps retried
+    spikes: int = 0  # spiky updates redone with a smaller step
+    dead: int = 0  # consecutive steps with Tr S = 0
+    levels: dict[int, int] = field(default_factory=dict)  # step -> halvings of its update
+
+
 def run_loop(
     step_fn: Callable,
     state: VMCState,
@@ -45,39 +104,75 @@ def run_loop(
     on_nonfinite: str = "stop",
     patience: int = 5,
     should_stop: Callable[[], bool] = lambda: False,
+    health: Health = Health(),
+    history: list[dict[str, float]] | None = None,
 ) -> tuple[VMCState, str]:
     """Run iterations ``state.step .. n_iter-1``; returns (state, status).
 
-    status: "completed", or "interrupted" when ``should_stop()`` turned true. A non-finite
-    step is never accepted: "stop" raises RunError naming the step and quantity (the caller
-    keeps its last checkpoint); "revert" retries the step with a fresh key, up to ``patience``
-    times in a row, counting every revert in the stats of the step that finally succeeds.
+    ``step_fn(state, key, scale) -> (state, stats)``. status: "completed", or "interrupted"
+    when ``should_stop()`` turned true. A non-finite step is never accepted: "stop" raises
+    RunError naming the step and quantity; "revert" retries it with a fresh key, up to
+    ``patience`` times in a row. ``history``: the metrics rows before ``state`` (a resumed
+    run), for the spike window and the counters (``reverts``, ``spikes``).
     """
-    reverts_total = 0
+    recent = list(history or [])[-health.window:]
+    last = recent[-1] if recent else {}
+    count = _Counters(reverts=int(last.get("reverts", 0)), spikes=int(last.get("spikes", 0)))
+    pending: _Pending | None = None
     retries = 0
+
+    def hand_over():
+        nonlocal pending
+        if pending is not None:
+            on_step(pending.after, pending.record)
+            pending = None
+
     while int(state.step) < n_iter:
         if should_stop():
+            hand_over()
             return state, "interrupted"
         t = int(state.step)
+        level = count.levels.get(t, 0)
         key = jax.random.fold_in(step_key, t)
         if retries:
             key = jax.random.fold_in(key, 1_000_003 + retries)
+        if level:
+            key = jax.random.fold_in(key, 2_000_003 + level)
         t0 = time.perf_counter()
-        new_state, stats = step_fn(state, key)
+        new_state, stats = step_fn(state, key, jnp.asarray(0.5**level))
         stats = {k: float(v) for k, v in jax.device_get(stats).items()}
         wall = time.perf_counter() - t0
         bad = first_nonfinite(stats)
         if bad is not None:
+            hand_over()
             if on_nonfinite == "stop":
-                raise RunError(f"non-finite {bad} at step {t + 1} (on_nonfinite = \"stop\"); the last checkpoint is kept")
+                raise RunError(f"non-finite {bad} at step {t + 1} (on_nonfinite = \"stop\")")
             retries += 1
-            reverts_total += 1
+            count.reverts += 1
             if retries > patience:
                 raise RunError(f"non-finite {bad} at step {t + 1} persisted through {patience} reverts; giving up")
             continue
         retries = 0
+        if pending is not None and count.levels.get(t - 1, 0) < health.spike_retries and health.is_spike(stats, recent):
+            # this step's energy belongs to the parameters the previous update produced: redo that update, smaller
+            count.levels[t - 1] = count.levels.get(t - 1, 0) + 1
+            count.spikes += 1
+            state, pending = pending.before, None
+            recent.pop()
+            continue
+        count.dead = count.dead + 1 if stats["trace_s"] <= health.dead_tol else 0
         stats.pop("params_finite")
-        stats["reverts"] = float(reverts_total)
+        stats.update(reverts=float(count.reverts), spikes=float(count.spikes))
+        hand_over()
+        pending = _Pending(before=state, record=StepRecord(step=t + 1, stats=stats, wall_s=wall), after=new_state)
+        recent = (recent + [stats])[-health.window - 1:]
         state = new_state
-        on_step(state, StepRecord(step=t + 1, stats=stats, wall_s=wall))
+        if count.dead >= health.dead_steps:
+            hand_over()
+            raise DeadAnsatzError(
+                f"the wave function stopped depending on its parameters (Tr S = {stats['trace_s']:.1e} for {count.dead} steps, "
+                f"at step {t + 1}; energy variance {stats['variance']:.3g}): an activation saturated after a too large step. "
+                "Lower optimizer.learning_rate or optimizer.trust_region, raise optimizer.sr.diag_shift, or change model.activation"
+            )
+    hand_over()
     return state, "completed"

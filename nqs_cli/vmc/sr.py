@@ -138,11 +138,22 @@ def solve(sr_plan: SRPlan, jac, eps: jax.Array, diag_shift, tol: float) -> jax.A
     return _cholesky(jac.s_matrix(), energy_gradient(jac, eps), diag_shift)
 
 
-def make_direction(sr_plan: SRPlan, diag_shift: float, tol: float):
-    """``(jac, eps, grad) -> δ``: the SR direction in the planned form (the step's ``direction``)."""
+def shift_schedule(diag_shift: float, start: float | None = None, steps: int = 0):
+    """step -> λ: geometric from ``start`` at step 0 to ``diag_shift`` at ``steps``, then
+    constant (constant throughout without a start): a large shift keeps the first steps on a
+    random network safe, the decay stops it throttling the late ones."""
+    if start is None or steps <= 0:
+        return lambda step: diag_shift
+    ratio = start / diag_shift
+    return lambda step: diag_shift * ratio ** jnp.maximum(0.0, 1.0 - step / steps)
 
-    def direction(jac, eps, grad):
-        return solve(sr_plan, jac, eps, diag_shift, tol)
+
+def make_direction(sr_plan: SRPlan, diag_shift, tol: float):
+    """``(jac, eps, grad, step) -> δ``: the SR direction in the planned form (the step's
+    ``direction``); ``diag_shift``: step -> λ (``shift_schedule``)."""
+
+    def direction(jac, eps, grad, step):
+        return solve(sr_plan, jac, eps, diag_shift(step), tol)
 
     return direction
 
@@ -183,6 +194,7 @@ __all__ = [
     "plan",
     "resolve_mode",
     "resolve_solver",
+    "shift_schedule",
     "solve",
     "sr_direction",
 ]

@@ -58,9 +58,16 @@ def chunked_map(fn, chunk_size: int | None):
     return apply
 
 
-def gradient_direction(jac, eps, grad):
+def gradient_direction(jac, eps, grad, step):
     """Plain gradient descent: the update direction is the energy gradient itself."""
     return grad
+
+
+def warmup_factor(warmup: int):
+    """step -> the learning-rate factor of a linear warm-up over ``warmup`` iterations (1 after)."""
+    if warmup <= 0:
+        return lambda step: 1.0
+    return lambda step: jnp.minimum(1.0, (step + 1.0) / warmup)
 
 
 def make_step(
@@ -69,15 +76,26 @@ def make_step(
     jacobian: Callable,
     direction: Callable,
     tx: optax.GradientTransformation,
+    warmup: int = 0,
+    trust_region: float | None = None,
+    diag_shift: Callable | None = None,
 ) -> Callable:
-    """The VMC iteration ``(state, key) -> (state, stats)`` from its parts.
+    """The VMC iteration ``(state, key, scale=1) -> (state, stats)`` from its parts.
 
     sample(params, chains, key) -> (chains, samples (n_chains, n_per_chain, n_dof), acceptance);
     local_energies(params, xs (N, n_dof)) -> E_loc (N,); jacobian(params, xs) -> Jacobian map;
-    direction(jac, eps, grad) -> flat update direction (SR, or the gradient).
-    """
+    direction(jac, eps, grad, step) -> flat update direction (SR, or the gradient).
 
-    def step(state: VMCState, key):
+    The optimiser's update Δθ is multiplied by ``scale`` (a retry's step reduction), the
+    warm-up factor, and then shrunk, if needed, so that its squared Fubini–Study length
+    ΔθᵀSΔθ = |ŌΔθ|² stays below ``trust_region``: the step is bounded in the geometry of
+    the state, whatever the parametrisation. Stats carry that length (``fs_step``), the
+    total factor (``step_scale``) and Tr S (``trace_s``, 0 when ψ no longer depends on
+    its parameters) and, with SR, the step's ``diag_shift`` (step -> λ).
+    """
+    warm = warmup_factor(warmup)
+
+    def step(state: VMCState, key, scale=1.0):
         chains, samples, acceptance = sample(state.params, state.chains, key)
         flat = samples.reshape((-1, samples.shape[-1]))
         e_loc = local_energies(state.params, flat)
@@ -86,8 +104,14 @@ def make_step(
         jac = jacobian(state.params, flat)
         eps = sr.centered_energies(e_loc, flat_params.dtype)
         grad = sr.energy_gradient(jac, eps)
-        delta = direction(jac, eps, grad)
+        delta = direction(jac, eps, grad, state.step)
         updates, opt_state = tx.update(unravel(delta), state.opt_state, state.params)
+        factor = scale * warm(state.step)
+        fs = jnp.sum(jac.apply(ravel_pytree(updates)[0]) ** 2) * factor**2
+        if trust_region is not None:
+            shrink = jnp.minimum(1.0, jnp.sqrt(trust_region / jnp.maximum(fs, 1e-300)))
+            factor, fs = factor * shrink, fs * shrink**2
+        updates = jax.tree_util.tree_map(lambda u: (factor * u).astype(u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
         new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains)
         stats = {
@@ -99,8 +123,13 @@ def make_step(
             "acceptance": acceptance,
             "grad_norm": jnp.linalg.norm(grad),
             "update_norm": jnp.linalg.norm(delta),
+            "fs_step": fs,
+            "step_scale": factor,
+            "trace_s": jac.trace_s(),
             "params_finite": jnp.all(jnp.isfinite(ravel_pytree(params)[0])),
         }
+        if diag_shift is not None:
+            stats["diag_shift"] = diag_shift(state.step)
         return new_state, stats
 
     return step

@@ -12,7 +12,7 @@ from nqs_cli.vmc.jacobians import dense_jacobian
 
 
 def assert_structured_maps_equal_dense(structured, dense, key):
-    """Gram matrix, Gram products, Ōᵀy and Ōv of the structured RBM Jacobian = the dense one's
+    """Gram matrix, Gram products, Ōᵀy, Ōv and Tr S of the structured RBM Jacobian = the dense one's
     (to 1e-10); returns the random sample-space vector y used."""
     assert structured.shape == dense.shape
     k_y, k_v = jax.random.split(key)
@@ -23,6 +23,7 @@ def assert_structured_maps_equal_dense(structured, dense, key):
     np.testing.assert_allclose(structured.transpose_apply(y), dense.transpose_apply(y), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(structured.apply(v), dense.apply(v), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(structured.flatten(structured.native(v)), v)
+    np.testing.assert_allclose(structured.trace_s(), jnp.trace(dense.s_matrix()), rtol=1e-10)
     return y
 
 

@@ -136,13 +136,13 @@ def test_killed_run_resumes_to_the_same_metrics(reference, tmp_path, sig):
 def fake_step(bad_steps, bad_calls=None):
     calls = {"n": 0}
 
-    def step(state, key):
+    def step(state, key, scale=1.0):
         calls["n"] += 1
         step_no = int(state.step) + 1
         bad = step_no in bad_steps and (bad_calls is None or calls["n"] in bad_calls)
         e = math.nan if bad else -1.0
         stats = {k: jnp.asarray(v) for k, v in dict(energy=e, energy_error=0.1, variance=0.5, r_hat=1.0, tau_corr=0.0,
-                                                     acceptance=0.5, grad_norm=1.0, update_norm=1.0).items()}
+                                                     acceptance=0.5, grad_norm=1.0, update_norm=1.0, trace_s=1.0).items()}
         stats["params_finite"] = jnp.asarray(True)
         return state.replace(step=state.step + 1), stats
 
@@ -217,3 +217,22 @@ def test_twenty_kills_at_random_moments_then_resume(reference, tmp_path):
             finished += 1
             attempt += 1
             out = tmp_path / f"run{attempt}"
+
+
+def test_a_dead_ansatz_fails_the_run_with_exit_1_and_the_reason(tmp_path, monkeypatch):
+    """The command layer's side of the dead-ansatz check (the detection itself: tests/vmc/test_loop.py):
+    with every step judged dead, `nqs train` exits 1 with one line naming the cause and the keys,
+    and result.json says status "failed" with that reason."""
+    from nqs_cli.run import training
+    from nqs_cli.vmc.loop import Health
+
+    monkeypatch.setattr(training, "Health", lambda **kw: Health(**kw, dead_tol=float("inf")))
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG.replace("n_iter = 30", "n_iter = 30\ndead_steps = 3"))
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "stopped depending on its parameters" in result.output and "optimizer.learning_rate" in result.output
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert res["status"] == "failed" and "stopped depending" in res["reason"]
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3

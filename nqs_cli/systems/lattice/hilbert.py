@@ -39,14 +39,34 @@ class _DiscreteSpace:
     @property
     def n_states(self) -> int:
         """Number of configurations in the sector (exact Python int, not enumerated)."""
-        d, n = self.local_dim, self.n_sites
-        if self.index_sum is None:
-            return d**n
+        return self.count(self.n_sites, self.index_sum)
+
+    def count(self, n_sites: int, index_sum: int | None) -> int:
+        """Configurations of ``n_sites`` sites with this local dimension and the given sum of
+        local indices (None: any), an exact Python int."""
+        d = self.local_dim
+        if index_sum is None:
+            return d**n_sites
+        if index_sum < 0:
+            return 0
         # ways[t] = number of prefixes with index sum t
-        ways = [1] + [0] * self.index_sum
-        for _ in range(n):
-            ways = [sum(ways[max(t - d + 1, 0) : t + 1]) for t in range(self.index_sum + 1)]
-        return ways[self.index_sum]
+        ways = [1] + [0] * index_sum
+        for _ in range(n_sites):
+            ways = [sum(ways[max(t - d + 1, 0) : t + 1]) for t in range(index_sum + 1)]
+        return ways[index_sum]
+
+    def marginals(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P(x_i = a) (d,), P(x_i = a, x_j = b) (d, d) for i ≠ j) under the uniform
+        distribution over the sector's configurations (the same for every site and pair)."""
+        d, n, total = self.local_dim, self.n_sites, self.index_sum
+        whole = self.count(n, total)
+
+        def rest(k: int, used: int) -> float:
+            return self.count(n - k, None if total is None else total - used) / whole
+
+        one = np.array([rest(1, a) for a in range(d)])
+        two = np.array([[rest(2, a + b) if n >= 2 else 0.0 for b in range(d)] for a in range(d)])
+        return one, two
 
     def all_states(self, max_states: int = MAX_STATES) -> np.ndarray:
         """(n_states, n_sites) int32 configurations of the sector, in lexicographic order."""

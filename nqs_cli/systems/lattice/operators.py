@@ -181,6 +181,15 @@ class BondHamiltonian:
 
     # ---- exact diagonalisation helpers -----------------------------------------------
 
+    def infinite_temperature_energy(self, space) -> float:
+        """E∞ = Tr H / dim over the sector of ``space``: the mean diagonal element under the
+        uniform distribution of the sector's configurations (exact, from its marginals)."""
+        d = self.local_dim
+        one, two = space.marginals()
+        bond_diag = np.diagonal(self.bond_ops, axis1=1, axis2=2).reshape(-1, d, d)  # (T, x_i, x_j)
+        per_type = np.einsum("tab,ab->t", bond_diag, two)
+        return float(np.sum(per_type[self.edge_types]) + self.n_sites * np.dot(self.onsite, one))
+
     def to_sparse(self, states: np.ndarray) -> sp.csr_matrix:
         """H restricted to ``states`` (n_states, n_sites), as a scipy csr matrix.
 

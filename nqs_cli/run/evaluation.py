@@ -1,0 +1,63 @@
+"""The energy of fixed parameters from fresh, thermalised chains: the final estimate of a
+training run and `nqs evaluate`.
+
+Sampling goes in passes that continue the same chains; after each pass the statistics of all
+samples so far (autocorrelation-corrected, per chain) are compared with the target error, so
+the estimate is as precise as asked for, within ``max_samples``.
+
+The V-score (Wu et al., Science 386, 296 (2024)) is N·Var(E)/(E − E∞)², N the number of
+sites or particles. E∞ is the infinite-temperature energy: Tr H / dim of the sampled sector on
+a lattice (exact, from the sector's marginals); 0 for particles in continuous space, where
+the trace diverges (the convention of that paper for continuous systems).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nqs_cli.setup import Training
+from nqs_cli.systems.lattice.operators import BondHamiltonian
+from nqs_cli.vmc.stats import statistics
+
+DISCARD_SWEEPS = 100  # thermalisation sweeps of fresh chains
+PASS_FACTOR = 8  # samples per pass: this many times the training n_samples
+
+
+def infinite_temperature_energy(training: Training) -> float:
+    ham = training.problem.hamiltonian
+    if isinstance(ham, BondHamiltonian):
+        return ham.infinite_temperature_energy(training.problem.space)
+    return 0.0
+
+
+def v_score(energy: float, variance: float, n_units: int, e_inf: float) -> float | None:
+    gap = energy - e_inf
+    return None if gap == 0 else float(n_units * variance / gap**2)
+
+
+def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None) -> dict:
+    """Statistics of E_loc under |ψ|² for ``params``: fresh chains, DISCARD_SWEEPS sweeps of
+    thermalisation, then passes of ``n_per_pass`` samples until the error is ≤ ``target_error``
+    (one pass when None) or ``max_samples`` are drawn."""
+    n_chains = training.n_chains
+    per_chain = max(1, -(-n_per_pass // n_chains))
+    k_chains, k_first, k_more = jax.random.split(key, 3)
+    chains = training.fresh_chains(params, k_chains)
+    first = jax.jit(training.sampler(per_chain, DISCARD_SWEEPS))
+    more = jax.jit(training.sampler(per_chain, 0))
+    energies = jax.jit(training.local_energies)
+    blocks, accepted, passes = [], [], 0
+    while True:
+        sample = first if passes == 0 else more
+        chains, samples, acceptance = sample(params, chains, jax.random.fold_in(k_more if passes else k_first, passes))
+        e_loc = energies(params, samples.reshape((-1, samples.shape[-1])))
+        blocks.append(np.asarray(e_loc.real).reshape(samples.shape[:2]))
+        accepted.append(float(acceptance))
+        passes += 1
+        st = statistics(jnp.asarray(np.concatenate(blocks, axis=1))).to_dict()
+        drawn = passes * per_chain * n_chains
+        if target_error is None or st["energy_error"] <= target_error or drawn + per_chain * n_chains > max_samples:
+            break
+    return {**st, "acceptance": float(np.mean(accepted)), "n_samples": drawn, "n_chains": n_chains, "discard_sweeps": DISCARD_SWEEPS}
