@@ -263,7 +263,7 @@ def summary(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory"),
-    n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Samples (default: 8x the training n_samples)."),
+    n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Samples, in one pass (default: passes of 8x the training n_samples until the error bar is no larger than the training estimate's)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains."),
 ):
     """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
@@ -282,8 +282,9 @@ def evaluate(
     if res["exact_energy"] is not None:
         table.add_row("exact energy", f"{res['exact_energy']:.10f}")
         table.add_row("relative error", f"{res['relative_error']:.2e}")
-    for key in ("variance", "r_hat", "tau_corr", "acceptance"):
-        table.add_row(key, f"{res[key]:.4g}")
+    for key in ("variance", "r_hat", "tau_corr", "acceptance", "v_score"):
+        if res.get(key) is not None:
+            table.add_row(key, f"{res[key]:.4g}")
     table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains)")
     out.print(table)
 

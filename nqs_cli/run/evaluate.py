@@ -9,13 +9,10 @@ import jax
 from nqs_cli.config import Config, ConfigError, from_dict, to_dict
 from nqs_cli.run import checkpoints as ck
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.estimates import relative_error
+from nqs_cli.run.estimates import estimate_window, relative_error
+from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_json, read_json
 from nqs_cli.setup import build_problem, build_training
-from nqs_cli.vmc.stats import statistics
-
-EVAL_DISCARD_SWEEPS = 100
-
 
 def load_run_config(path: Path) -> Config:
     """The resolved config stored in a run directory (round-trips through the validator)."""
@@ -31,7 +28,10 @@ def load_run_config(path: Path) -> Config:
 
 
 def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=lambda msg: None) -> dict:
-    """Energy ± error, variance, R̂, τ of the newest checkpoint's parameters; writes evaluation.json."""
+    """Energy ± error, variance, R̂, τ, V-score of the newest checkpoint's parameters from fresh
+    chains; writes evaluation.json. Without ``n_samples``: passes of 8 × the training
+    n_samples until the error bar is no larger than the training estimate's (within 2 × the
+    estimate window × n_samples)."""
     cfg = load_run_config(path)
     training = build_training(cfg, build_problem(cfg))
     template = training.init_state(cfg.seed)
@@ -39,26 +39,25 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     if state is None:
         raise RunDirError(f"{path}: no readable checkpoint to evaluate")
     s = cfg.sampler
-    n_samples = n_samples or 8 * s.n_samples
-    n_per_chain = -(-n_samples // s.n_chains)
+    result = read_json(path / "result.json") if (path / "result.json").exists() else {}
+    exact = result.get("exact_energy")
+    if n_samples is None:
+        target = result.get("trajectory_energy_error", result.get("energy_error"))
+        max_samples = 2 * estimate_window(cfg.train.n_iter, cfg.train.final_window) * s.n_samples
+        n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
+    else:
+        target, max_samples, n_per_pass = None, n_samples, n_samples
     seed = cfg.seed + 1_000_003 if seed is None else seed
-    k_chains, k_sample = jax.random.split(jax.random.key(seed))
-    chains = training.fresh_chains(state.params, k_chains)
-    sample = jax.jit(training.sampler(n_per_chain, EVAL_DISCARD_SWEEPS))
-    _, samples, acceptance = sample(state.params, chains, k_sample)
-    e_loc = jax.jit(training.local_energies)(state.params, samples.reshape((-1, samples.shape[-1])))
-    stats = statistics(e_loc.reshape(samples.shape[:2]).real).to_dict()
-    exact = None
-    result_path = path / "result.json"
-    if result_path.exists():
-        exact = read_json(result_path).get("exact_energy")
+    stats = sample_energy(training, state.params, jax.random.key(seed), n_per_pass, max_samples, target)
+    e_inf = infinite_temperature_energy(training)
+    n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     out = {
         **stats,
         "relative_error": relative_error(stats["energy"], exact),
         "exact_energy": exact,
-        "acceptance": float(acceptance),
-        "n_samples": n_per_chain * s.n_chains,
-        "n_chains": s.n_chains,
+        "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf),
+        "e_inf": e_inf,
+        "target_error": target,
         "checkpoint": ckpt.name,
         "step": int(state.step),
         "seed": seed,

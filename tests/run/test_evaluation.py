@@ -1,0 +1,65 @@
+"""The fresh-chain energy estimate (final estimate of training, `nqs evaluate`) and E∞."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from lattice_cases import exact_quantities, random_params, tiny_config
+from typer.testing import CliRunner
+
+from nqs_cli.app.cli import app
+from nqs_cli.run.evaluation import infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.setup import build_problem, build_training
+
+
+@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
+def test_sampled_energy_agrees_with_the_full_sum_within_its_error_bar(kind):
+    cfg = tiny_config(kind, sampler__n_chains=8, sampler__n_samples=256)
+    training = build_training(cfg, build_problem(cfg))
+    params = random_params(training.problem, scale=0.2)
+    states, h, log_psi = exact_quantities(training.problem, params)
+    psi = np.exp(np.asarray(log_psi) - np.max(log_psi))
+    exact = float(psi @ h @ psi / (psi @ psi))
+    st = sample_energy(training, params, jax.random.key(3), 2048, 2048)
+    assert st["n_samples"] == 2048 and st["discard_sweeps"] > 0
+    assert abs(st["energy"] - exact) < 4 * st["energy_error"]
+    # a target error is met by more passes of the same chains, within the cap
+    target = st["energy_error"] / 2
+    more = sample_energy(training, params, jax.random.key(3), 2048, 4 * 2048 * 4, target)
+    assert more["energy_error"] <= target or more["n_samples"] == 4 * 2048 * 4
+    assert more["n_samples"] > 2048
+    assert abs(more["energy"] - exact) < 4 * more["energy_error"]
+
+
+@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
+def test_infinite_temperature_energy_is_the_trace_over_the_dimension(kind):
+    cfg = tiny_config(kind)
+    problem = build_problem(cfg)
+    states = problem.space.all_states()
+    h = problem.hamiltonian.to_dense(states)
+    e_inf = infinite_temperature_energy(build_training(cfg, problem))
+    assert e_inf == pytest.approx(np.trace(h) / len(states), abs=1e-12)
+    assert v_score(-2.0, 0.5, 4, e_inf) == pytest.approx(4 * 0.5 / (-2.0 - e_inf) ** 2)
+
+
+def test_training_reports_the_fresh_chain_estimate_and_evaluate_matches_it(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[lattice]\nlength = 4\n[hilbert]\nkind = "fock"\nn_max = 2\nn_particles = 4\n[hamiltonian]\nkind = "bose-hubbard"\n'
+        "[sampler]\nn_chains = 4\nn_samples = 64\n[train]\nn_iter = 20\n"
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "result.json").read_text())
+    assert res["estimate"].startswith("fresh chains")
+    assert res["energy_error"] <= res["trajectory_energy_error"] or res["final_samples"] == 2 * 4 * 64
+    assert res["v_score"] == pytest.approx(4 * res["variance"] / (res["energy"] - res["e_inf"]) ** 2)
+    result = CliRunner().invoke(app, ["evaluate", str(out), "--n-samples", "4096"])
+    assert result.exit_code == 0, result.output
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["n_samples"] == 4096 and ev["step"] == 20
+    # the same parameters: the two estimates agree within their combined error bars
+    assert abs(ev["energy"] - res["energy"]) < 4 * float(jnp.hypot(ev["energy_error"], res["energy_error"]))
