@@ -160,6 +160,7 @@ class TrainConfig:
     nonfinite_patience: int = opt(5, at_least(1))
     final_window: int = opt(50, at_least(1))
     exact_energy: bool = opt(True)
+    reference_energy: float | None = opt(None)  # a known ground-state energy (DMRG, literature) when exact diagonalisation cannot reach
     chunk_size: int | None = opt(None, at_least(1))  # samples per chunk of local-energy / Jacobian evaluation
     spike_factor: float = opt(10.0, lambda v: None if v > 1 else "> 1")  # a variance this many times the recent median is a spike
     spike_retries: int = opt(3, non_negative)  # retries of the step before a spike, with half the step each (0: off)

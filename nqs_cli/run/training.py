@@ -200,7 +200,7 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
         write_run_files(path, resolved, argv, cfg.seed, n_params, chash)
     state = place_state(state)
 
-    exact = problem.exact_energy() if cfg.train.exact_energy and lead else None
+    exact, source = reference_energy(cfg, problem) if lead else (None, None)
     reporter.start(cfg, problem, path, n_params, exact)
     stop = StopFlag(None if max_time_s is None else start_wall + max_time_s)
     log = StepLog(path, chash, cfg, reporter, exact, stop, int(state.step))
@@ -216,7 +216,7 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
             )
     except RunError as exc:
         if lead:
-            write_result(path, cfg, exc.status, exact, log.compile_s, log.iter_times, int(state.step), reason=str(exc))
+            write_result(path, cfg, exc.status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=str(exc))
         raise
     if int(state.step) != log.last_saved or status == "completed":
         log.checkpoint(state, final=status == "completed")
@@ -228,7 +228,7 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
         final = final_evaluation(path, training, state, cfg)
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
-    result = write_result(path, cfg, status, exact, log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
+    result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
 
@@ -241,6 +241,17 @@ def write_observables(path: Path | None, training: Training, state: VMCState, cf
     flat = dist.to_host(samples).reshape(-1, samples.shape[-1])
     if dist.is_lead():
         atomic_write_json(path / "observables.json", observables(training.problem.space, flat))
+
+
+def reference_energy(cfg: Config, problem) -> tuple[float | None, str | None]:
+    """(E0, where it comes from): exact diagonalisation or a closed form when
+    ``train.exact_energy`` and within reach, else ``train.reference_energy``, else (None, None)."""
+    exact = problem.exact_energy() if cfg.train.exact_energy else None
+    if exact is not None:
+        return exact, "exact"
+    if cfg.train.reference_energy is not None:
+        return cfg.train.reference_energy, "train.reference_energy"
+    return None, None
 
 
 def trajectory_estimate(path: Path, cfg: Config) -> dict:
@@ -264,7 +275,9 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     return {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target}
 
 
-def write_result(path: Path, cfg: Config, status: str, exact, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None) -> dict:
+def write_result(path: Path, cfg: Config, status: str, reference, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None) -> dict:
+    """result.json; ``reference``: (E0 or None, its source: "exact" | "train.reference_energy")."""
+    exact, source = reference
     rows = rd.read_metrics(path / "metrics.jsonl")
     est = trajectory_estimate(path, cfg)
     last = rows[-1] if rows else {}
@@ -287,6 +300,7 @@ def write_result(path: Path, cfg: Config, status: str, exact, compile_s, iter_ti
         "status": status,
         **est,
         "exact_energy": exact,
+        "exact_energy_source": source,
         "relative_error": relative_error(est["energy"], exact),
         "n_iter": step,
         "n_iter_target": cfg.train.n_iter,
