@@ -91,10 +91,10 @@ def _nk_vmc(hilbert, hamiltonian, model, sampler, n_samples, with_driver=True):
     return vstate, driver, hamiltonian
 
 
-def nk_bose_hubbard(length: int, alpha: int, n_samples: int, with_driver: bool = True):
+def nk_bose_hubbard(length: int, alpha: int, n_samples: int, with_driver: bool = True, pbc: bool = True):
     import netket as nk
 
-    graph = nk.graph.Chain(length, pbc=True)
+    graph = nk.graph.Chain(length, pbc=pbc)
     hi = nk.hilbert.Fock(n_max=3, N=length, n_particles=length)  # local values 0..3 = nqs indices
     ham = nk.operator.BoseHubbard(hi, graph, U=4.0, J=1.0).to_jax_operator()
     model = nk.models.RBMMultiVal(n_classes=4, alpha=alpha)
@@ -127,11 +127,11 @@ def _spin_index_rbm(alpha: int):
     return SpinIndexRBMMultiVal(alpha=alpha)
 
 
-def nk_spin1(length: int, alpha: int, n_samples: int):
+def nk_spin1(length: int, alpha: int, n_samples: int, pbc: bool = True):
     import netket as nk
     from netket.operator import LocalOperatorJax
 
-    graph = nk.graph.Chain(length, pbc=True)
+    graph = nk.graph.Chain(length, pbc=pbc)
     hi = nk.hilbert.Spin(s=1, N=length, total_sz=0)
     # nk.operator.Heisenberg is spin-1/2 only (Pauli bond matrices); build S·S for s=1,
     # with the Marshall sign rule as nqs does by default on a bipartite chain.
