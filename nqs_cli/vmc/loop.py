@@ -44,9 +44,10 @@ class Health:
     """What the loop checks on every step.
 
     - spikes: a variance above ``spike_factor`` × the median of the last ``window`` steps, or an
-      energy that many error bars above their median, means the previous update went wrong:
-      it is redone from the parameters before it, with half the step, up to ``spike_retries``
-      times (then accepted). Needs ``min_history`` steps of history.
+      energy that many error bars above their median (after ``min_history`` steps), or Tr S
+      below ``collapse`` × its median (from the second step: an update that saturated the
+      network), means the previous update went wrong: it is redone from the parameters before
+      it, with half the step, up to ``spike_retries`` times (then accepted).
     - a dead ansatz: Tr S ≤ ``dead_tol`` for ``dead_steps`` steps in a row (DeadAnsatzError).
     """
 
@@ -56,11 +57,17 @@ class Health:
     min_history: int = 10
     dead_steps: int = 5
     dead_tol: float = 1e-12
+    collapse: float = 1e-6  # Tr S below this fraction of its recent median: the update collapsed ψ
 
     def is_spike(self, stats: dict[str, float], recent: list[dict[str, float]]) -> bool:
-        if self.spike_retries <= 0 or len(recent) < self.min_history:
+        if self.spike_retries <= 0 or not recent:
             return False
         last = recent[-self.window:]
+        trace = pystats.median(r["trace_s"] for r in last if "trace_s" in r) if any("trace_s" in r for r in last) else None
+        if trace is not None and stats["trace_s"] < self.collapse * trace:
+            return True  # ψ lost (nearly) all dependence on its parameters in one update: a collapse
+        if len(recent) < self.min_history:
+            return False
         var = pystats.median(r["variance"] for r in last)
         if stats["variance"] > self.spike_factor * var and stats["variance"] > 1e-12 * (1.0 + stats["energy"] ** 2):
             return True

@@ -68,10 +68,31 @@ def test_counters_continue_from_the_history_of_a_resumed_run():
 def test_a_dead_ansatz_stops_the_run_after_the_patience():
     rows = []
     with pytest.raises(DeadAnsatzError, match="stopped depending on its parameters") as exc:
-        run_loop(fake_step(spike_after=-1, dead_from=3), fake_state(), jax.random.key(0), 50, lambda s, r: rows.append(r), health=Health(dead_steps=4))
+        run_loop(fake_step(spike_after=-1, dead_from=3), fake_state(), jax.random.key(0), 50, lambda s, r: rows.append(r),
+                 health=Health(dead_steps=4, spike_retries=0))
     assert exc.value.status == "failed"
     assert [r.step for r in rows] == list(range(1, 8))  # every computed step reached the metrics
     assert "optimizer.learning_rate" in str(exc.value)
+
+
+def test_an_update_that_collapses_psi_is_redone_with_a_smaller_step():
+    """Tr S falling by orders of magnitude in one update (a saturated network) is a spike too:
+    when the halved update keeps ψ alive, the run goes on."""
+
+    def step(state, key, scale):
+        t, dead = int(state.step), float(state.params["bad"])
+        stats = {
+            "energy": 1.0, "energy_error": 0.01, "variance": 1.0, "r_hat": 1.0, "tau_corr": 0.0, "acceptance": 0.5,
+            "grad_norm": 1.0 - dead, "update_norm": 1.0, "fs_step": 0.01, "step_scale": float(scale),
+            "trace_s": 0.0 if dead else 1.0, "params_finite": True,
+        }
+        kills = dead or (t == 5 and float(scale) == 1.0)
+        return fake_state(1.0 if kills else 0.0, t + 1), stats
+
+    rows = []
+    state, status = run_loop(step, fake_state(), jax.random.key(0), 20, lambda s, r: rows.append(r), health=Health(dead_steps=3))
+    assert status == "completed" and all(r.stats["trace_s"] == 1.0 for r in rows)
+    assert rows[5].stats["step_scale"] == 0.5 and rows[-1].stats["spikes"] == 1.0
 
 
 def test_forced_saturation_of_the_last_activation_is_detected_with_the_real_step():
@@ -87,7 +108,7 @@ def test_forced_saturation_of_the_last_activation_is_detected_with_the_real_step
     params["deepset"]["DeepSetMLP_0"]["ds_rho"][last_hidden]["bias"] = jnp.full_like(rho[last_hidden]["bias"], -1000.0)
     state = state.replace(params=params)
     rows = []
-    with pytest.raises(DeadAnsatzError):
+    with pytest.raises(DeadAnsatzError):  # dead from the start: no healthy parameters to go back to
         run_loop(jax.jit(training.step), state, jax.random.key(1), 20, lambda s, r: rows.append(r), health=Health(dead_steps=3))
     assert len(rows) == 3 and all(r.stats["trace_s"] == 0.0 and r.stats["grad_norm"] == 0.0 for r in rows)
     assert rows[-1].stats["variance"] > 0  # not an eigenstate: the energy is still uncertain
