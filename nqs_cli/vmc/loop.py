@@ -48,7 +48,10 @@ class Health:
       below ``collapse`` × its median (from the second step: an update that saturated the
       network), means the previous update went wrong: it is redone from the parameters before
       it, with half the step, up to ``spike_retries`` times (then accepted).
-    - a dead ansatz: Tr S ≤ ``dead_tol`` for ``dead_steps`` steps in a row (DeadAnsatzError).
+    - a dead ansatz: Tr S ≤ ``dead_tol``, or ≤ ``dead_drop`` × the largest Tr S of the run, for
+      ``dead_steps`` steps in a row (DeadAnsatzError). In healthy runs Tr S changes by less than
+      a factor 3 from one step to the next (measured on lattice bosons, spin-1, trapped and
+      periodic bosons), so a fall by 100× (``collapse``) is an update gone wrong.
     """
 
     spike_factor: float = 10.0
@@ -56,8 +59,9 @@ class Health:
     window: int = 20
     min_history: int = 10
     dead_steps: int = 5
-    dead_tol: float = 1e-12
-    collapse: float = 1e-6  # Tr S below this fraction of its recent median: the update collapsed ψ
+    dead_tol: float = 1e-12  # Tr S at or below this, or below dead_drop × the largest Tr S of the run: dead
+    dead_drop: float = 1e-6
+    collapse: float = 1e-2  # Tr S below this fraction of its recent median: the update collapsed ψ
 
     def is_spike(self, stats: dict[str, float], recent: list[dict[str, float]]) -> bool:
         if self.spike_retries <= 0 or not recent:
@@ -99,6 +103,7 @@ class _Counters:
     reverts: int = 0  # non-finite steps retried
     spikes: int = 0  # spiky updates redone with a smaller step
     dead: int = 0  # consecutive steps with Tr S = 0
+    largest_trace: float = 0.0  # the largest Tr S seen
     levels: dict[int, int] = field(default_factory=dict)  # step -> halvings of its update
 
 
@@ -167,7 +172,9 @@ def run_loop(
             state, pending = pending.before, None
             recent.pop()
             continue
-        count.dead = count.dead + 1 if stats["trace_s"] <= health.dead_tol else 0
+        count.largest_trace = max(count.largest_trace, stats["trace_s"])
+        dead = stats["trace_s"] <= max(health.dead_tol, health.dead_drop * count.largest_trace)
+        count.dead = count.dead + 1 if dead else 0
         stats.pop("params_finite")
         stats.update(reverts=float(count.reverts), spikes=float(count.spikes))
         hand_over()
@@ -177,7 +184,8 @@ def run_loop(
         if count.dead >= health.dead_steps:
             hand_over()
             raise DeadAnsatzError(
-                f"the wave function stopped depending on its parameters (Tr S = {stats['trace_s']:.1e} for {count.dead} steps, "
+                f"the wave function stopped depending on its parameters (Tr S = {stats['trace_s']:.1e}, largest "
+                f"{count.largest_trace:.1e}, for {count.dead} steps, "
                 f"at step {t + 1}; energy variance {stats['variance']:.3g}): an activation saturated after a too large step. "
                 "Lower optimizer.learning_rate or optimizer.trust_region, raise optimizer.sr.diag_shift, or change model.activation"
             )
