@@ -133,17 +133,24 @@ OPTIMIZER_DEFAULTS = {
 }
 
 
-# Step control, one rule for every family (measured on lattice bosons, spin-1, trapped and
-# periodic bosons; see benchmarks/README.md).
-STEP_DEFAULTS = {"warmup": 0, "trust_region": 0.0}
-SHIFT_DEFAULTS = {"diag_shift_start": 0.0, "diag_shift_steps": 0}
+# Step control, one rule for every family: a 10-iteration learning-rate warm-up, a trust region
+# of 0.05 on the squared Fubini–Study length of each update, and an SR shift that starts at
+# 0.1 (or diag_shift, if larger) and decays geometrically to diag_shift over 100 iterations.
+# Measured at 300 iterations (fresh-chain final estimates, same seeds) against constant settings:
+# trapped interacting bosons 11.8652 ± 0.0021 -> 11.8517 ± 0.0010 (29 -> 0 spike retries),
+# Bose-Hubbard L=8 rel. error 2.0e-3 -> 1.5e-3, spin-1/2 ring L=16 6.2e-4 -> 5.7e-4, periodic
+# box (6 bosons) 4.9256 -> 4.9248, spin-1 L=10 2.4e-3 -> 2.8e-3, harmonic trap exact either way.
+STEP_DEFAULTS = {"warmup": 10, "trust_region": 0.05}
+SHIFT_START, SHIFT_STEPS = 0.1, 100
 
 
 def _optimizer_defaults(opt: OptimizerConfig, family: str) -> OptimizerConfig:
     table = OPTIMIZER_DEFAULTS[family]
     opt = _fill(opt, learning_rate=table[opt.kind], **STEP_DEFAULTS)
     if opt.sr is not None:
-        opt = dataclasses.replace(opt, sr=_fill(opt.sr, diag_shift=table["diag_shift"], **SHIFT_DEFAULTS))
+        sr = _fill(opt.sr, diag_shift=table["diag_shift"])
+        sr = _fill(sr, diag_shift_start=max(SHIFT_START, sr.diag_shift), diag_shift_steps=SHIFT_STEPS)
+        opt = dataclasses.replace(opt, sr=sr)
     return opt
 
 
