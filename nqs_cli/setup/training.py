@@ -31,6 +31,10 @@ def count_parameters(problem: Problem) -> int:
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes))
 
 
+def problem_sampler(problem: Problem, sweep_size: int, n_per_chain: int, n_discard: int) -> Callable:
+    return make_sampler(problem.log_psi, problem.rule, n_per_chain, n_discard, sweep_size, problem.evaluator)
+
+
 @dataclass(frozen=True, eq=False)
 class Training:
     problem: Problem
@@ -43,8 +47,7 @@ class Training:
 
     def sampler(self, n_per_chain: int, n_discard: int) -> Callable:
         """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule."""
-        p = self.problem
-        return make_sampler(p.log_psi, p.rule, n_per_chain, n_discard, self.sweep_size, p.evaluator)
+        return problem_sampler(self.problem, self.sweep_size, n_per_chain, n_discard)
 
     def fresh_chains(self, params, key) -> ChainState:
         p = self.problem
@@ -63,12 +66,12 @@ def build_training(cfg: Config, problem: Problem) -> Training:
     if sr_cfg is not None:
         plan = sr.plan(sr_cfg.mode, sr_cfg.solver, s.n_samples, count_parameters(problem), structured=problem.fast.jacobian is not None)
     local_energies = chunked_map(problem.local_energy, cfg.train.chunk_size or problem.local_energy_block)
-    sample = make_sampler(problem.log_psi, problem.rule, s.n_samples // s.n_chains, s.n_discard_per_chain, s.sweep_size, problem.evaluator)
+    sample = problem_sampler(problem, s.sweep_size, s.n_samples // s.n_chains, s.n_discard_per_chain)
     jacobian = partial(problem.jacobian, dense=plan is not None and plan.dense_jacobian, chunk_size=cfg.train.chunk_size)
-    shift = None
+    shift, direction = None, gradient_direction
     if plan is not None:
         shift = sr.shift_schedule(sr_cfg.diag_shift, sr_cfg.diag_shift_start or None, sr_cfg.diag_shift_steps)
-    direction = gradient_direction if plan is None else sr.make_direction(plan, shift, sr_cfg.tol)
+        direction = sr.make_direction(plan, shift, sr_cfg.tol)
     opt = cfg.optimizer
     return Training(
         problem=problem,

@@ -107,6 +107,25 @@ class _Counters:
     levels: dict[int, int] = field(default_factory=dict)  # step -> halvings of its update
 
 
+def step_key_for(step_key: jax.Array, t: int, retries: int, level: int) -> jax.Array:
+    """The key of step ``t``: fold_in(root, t), refolded for a non-finite retry or a halved redo."""
+    key = jax.random.fold_in(step_key, t)
+    if retries:
+        key = jax.random.fold_in(key, 1_000_003 + retries)
+    if level:
+        key = jax.random.fold_in(key, 2_000_003 + level)
+    return key
+
+
+def dead_message(stats: dict[str, float], count: _Counters, step: int) -> str:
+    return (
+        f"the wave function stopped depending on its parameters (Tr S = {stats['trace_s']:.1e}, largest "
+        f"{count.largest_trace:.1e}, for {count.dead} steps, at step {step}; energy variance {stats['variance']:.3g}): "
+        "an activation saturated after a too large step. Lower optimizer.learning_rate or optimizer.trust_region, "
+        "raise optimizer.sr.diag_shift, or change model.activation"
+    )
+
+
 def run_loop(
     step_fn: Callable,
     state: VMCState,
@@ -145,13 +164,8 @@ def run_loop(
             return state, "interrupted"
         t = int(state.step)
         level = count.levels.get(t, 0)
-        key = jax.random.fold_in(step_key, t)
-        if retries:
-            key = jax.random.fold_in(key, 1_000_003 + retries)
-        if level:
-            key = jax.random.fold_in(key, 2_000_003 + level)
         t0 = time.perf_counter()
-        new_state, stats = step_fn(state, key, jnp.asarray(0.5**level))
+        new_state, stats = step_fn(state, step_key_for(step_key, t, retries, level), jnp.asarray(0.5**level))
         stats = {k: float(v) for k, v in jax.device_get(stats).items()}
         wall = time.perf_counter() - t0
         bad = first_nonfinite(stats)
@@ -183,11 +197,6 @@ def run_loop(
         state = new_state
         if count.dead >= health.dead_steps:
             hand_over()
-            raise DeadAnsatzError(
-                f"the wave function stopped depending on its parameters (Tr S = {stats['trace_s']:.1e}, largest "
-                f"{count.largest_trace:.1e}, for {count.dead} steps, "
-                f"at step {t + 1}; energy variance {stats['variance']:.3g}): an activation saturated after a too large step. "
-                "Lower optimizer.learning_rate or optimizer.trust_region, raise optimizer.sr.diag_shift, or change model.activation"
-            )
+            raise DeadAnsatzError(dead_message(stats, count, t + 1))
     hand_over()
     return state, "completed"
