@@ -37,6 +37,11 @@ def resolve(cfg: Config, p: KeyErrors) -> Config:
     return cfg
 
 
+# Gaussian moves: the width adapts during thermalisation towards this acceptance (sampler.sigma
+# is the starting width).
+TARGET_ACCEPTANCE = 0.5
+
+
 def _resolve_continuous(cfg: Config, p: KeyErrors):
     """(cfg with the extent as one side length per dimension, model, sampler, optimizer family)."""
     model, sampler, ham, space = cfg.model, cfg.sampler, cfg.hamiltonian, cfg.space
@@ -64,7 +69,7 @@ def _resolve_continuous(cfg: Config, p: KeyErrors):
         model = _fill(model, features_phi=(16, 16), features_rho=(16,))
     else:
         model = _fill(model, features_phi=16, features_rho=16)
-    sampler = _fill(sampler, kind="metropolis-gaussian")
+    sampler = _fill(sampler, kind="metropolis-gaussian", target_acceptance=TARGET_ACCEPTANCE)
     if sampler.kind != "metropolis-gaussian":
         p.fail("sampler.kind", f'"{sampler.kind}" is a lattice sampler; particles in [space] use "metropolis-gaussian"')
     if sampler.sigma is None:

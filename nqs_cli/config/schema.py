@@ -131,6 +131,7 @@ class SamplerConfig:
     n_discard_per_chain: int = opt(10, non_negative)
     sweep_size: int | None = opt(None, at_least(1))
     sigma: float | None = opt(None, positive, kinds=("metropolis-gaussian",))
+    target_acceptance: float | None = opt(None, lambda v: None if 0 <= v < 1 else "between 0 (no adaptation) and 1", kinds=("metropolis-gaussian",))
 
 
 @dataclass(frozen=True)

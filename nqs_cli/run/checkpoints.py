@@ -67,8 +67,13 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
         raise RunDirError(f"{name}: not an nqs checkpoint (format {payload.get('format') if isinstance(payload, dict) else '?'})")
     if config_hash is not None and payload.get("config_hash") != config_hash:
         raise RunDirError(f"{name}: checkpoint belongs to a different problem (config hash differs)")
+    state = payload["state"]
+    chains = state.get("chains") if isinstance(state, dict) else None
+    if isinstance(chains, dict) and "width" not in chains and "x" in chains:
+        # written before the chains carried their proposal width: start it at 1
+        chains["width"] = serialization.to_state_dict(template.chains)["width"]
     try:
-        return jax.device_put(serialization.from_state_dict(template, payload["state"]))
+        return jax.device_put(serialization.from_state_dict(template, state))
     except (ValueError, KeyError, TypeError) as exc:
         raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({exc})") from None
 

@@ -154,6 +154,7 @@ class StepLog:
     def __init__(self, path: Path | None, chash: str, cfg: Config, reporter, exact, stop: StopFlag, step: int):
         self.path, self.chash, self.every = path, chash, cfg.train.checkpoint_every
         self.learning_rate = cfg.optimizer.learning_rate
+        self.sigma = cfg.sampler.sigma
         self.reporter, self.exact, self.stop = reporter, exact, stop
         self.compile_s: float | None = None
         self.iter_times: list[float] = []
@@ -173,6 +174,8 @@ class StepLog:
         row = {"step": rec.step, **{k: rec.stats[k] for k in METRIC_KEYS}, "wall_s": rec.wall_s}
         row.update({k: v for k, v in rec.stats.items() if k not in row})
         row["learning_rate"] = self.learning_rate * rec.stats["step_scale"]
+        if "width_scale" in rec.stats:
+            row["sigma"] = self.sigma * rec.stats["width_scale"]
         if self.path is not None:
             rd.append_metrics(self.path / "metrics.jsonl", row)
         if rec.step % self.every == 0:

@@ -31,8 +31,8 @@ def count_parameters(problem: Problem) -> int:
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes))
 
 
-def problem_sampler(problem: Problem, sweep_size: int, n_per_chain: int, n_discard: int) -> Callable:
-    return make_sampler(problem.log_psi, problem.rule, n_per_chain, n_discard, sweep_size, problem.evaluator)
+def problem_sampler(problem: Problem, sweep_size: int, n_per_chain: int, n_discard: int, target_acceptance: float | None = None) -> Callable:
+    return make_sampler(problem.log_psi, problem.rule, n_per_chain, n_discard, sweep_size, problem.evaluator, target_acceptance)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,13 +41,14 @@ class Training:
     tx: optax.GradientTransformation
     n_chains: int
     sweep_size: int
+    target_acceptance: float | None  # adaptive proposal width (Gaussian moves), None: fixed
     sr_plan: sr.SRPlan | None
     local_energies: Callable  # (params, xs (N, n_dof)) -> E_loc (N,)
     step: Callable  # (VMCState, key) -> (VMCState, stats), to be jitted
 
     def sampler(self, n_per_chain: int, n_discard: int) -> Callable:
         """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule."""
-        return problem_sampler(self.problem, self.sweep_size, n_per_chain, n_discard)
+        return problem_sampler(self.problem, self.sweep_size, n_per_chain, n_discard, self.target_acceptance)
 
     def fresh_chains(self, params, key) -> ChainState:
         p = self.problem
@@ -66,7 +67,8 @@ def build_training(cfg: Config, problem: Problem) -> Training:
     if sr_cfg is not None:
         plan = sr.plan(sr_cfg.mode, sr_cfg.solver, s.n_samples, count_parameters(problem), structured=problem.fast.jacobian is not None)
     local_energies = chunked_map(problem.local_energy, cfg.train.chunk_size or problem.local_energy_block)
-    sample = problem_sampler(problem, s.sweep_size, s.n_samples // s.n_chains, s.n_discard_per_chain)
+    target = s.target_acceptance or None
+    sample = problem_sampler(problem, s.sweep_size, s.n_samples // s.n_chains, s.n_discard_per_chain, target)
     jacobian = partial(problem.jacobian, dense=plan is not None and plan.dense_jacobian, chunk_size=cfg.train.chunk_size)
     shift, direction = None, gradient_direction
     if plan is not None:
@@ -78,7 +80,8 @@ def build_training(cfg: Config, problem: Problem) -> Training:
         tx=tx,
         n_chains=s.n_chains,
         sweep_size=s.sweep_size,
+        target_acceptance=target,
         sr_plan=plan,
         local_energies=local_energies,
-        step=make_step(sample, local_energies, jacobian, direction, tx, opt.warmup, opt.trust_region or None, shift),
+        step=make_step(sample, local_energies, jacobian, direction, tx, opt.warmup, opt.trust_region or None, shift, target is not None),
     )

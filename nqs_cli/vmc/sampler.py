@@ -21,10 +21,13 @@ LogPsi = Callable[[Any, jax.Array], jax.Array]
 
 @struct.dataclass
 class ChainState:
-    """x: (n_chains, n_dof); log_psi: (n_chains,) — the chains persist across iterations."""
+    """x: (n_chains, n_dof); log_psi: (n_chains,); width: (n_chains,) each chain's proposal
+    scale (a factor on the rule's own width; 1 where the rule does not adapt) — the chains
+    persist across iterations."""
 
     x: jax.Array
     log_psi: jax.Array
+    width: jax.Array
 
 
 # --------------------------------------------------------------------------- chains
@@ -32,7 +35,8 @@ class ChainState:
 
 def init_chains(log_psi: LogPsi, params, random_state: Callable, key, n_chains: int) -> ChainState:
     x = jax.vmap(random_state)(jax.random.split(key, n_chains))
-    return ChainState(x=x, log_psi=jax.vmap(log_psi, (None, 0))(params, x))
+    lp = jax.vmap(log_psi, (None, 0))(params, x)
+    return ChainState(x=x, log_psi=lp, width=jnp.ones((n_chains,), jnp.real(lp).dtype))
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,32 +82,52 @@ def _proposer(rule, evaluator):
     return propose_and_evaluate
 
 
-def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int, evaluator=None):
+def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int, evaluator=None, target_acceptance: float | None = None):
     """Returns ``sample(params, chains, key) -> (chains, samples, acceptance)``.
 
     samples: (n_chains, n_per_chain, n_dof); acceptance: fraction of accepted moves over all
     ``(n_discard + n_per_chain) * sweep_size`` steps of this call. ``evaluator`` (default:
     ``FullEvaluation(log_psi)``) may keep a per-chain cache to update log ψ incrementally;
     the cache lives only inside one call, since the parameters change between calls.
+
+    ``target_acceptance`` (for rules whose random numbers scale the move, the Gaussian one):
+    each chain's proposal width is multiplied by exp(acceptance − target) after every
+    thermalisation sweep, and held fixed while samples are kept (so they come from one
+    Metropolis kernel); the width is carried by the chains into the next call.
     """
     evaluator = evaluator or FullEvaluation(log_psi)
     n_sweeps = n_discard + n_per_chain
     propose_and_evaluate = _proposer(rule, evaluator)
 
+    adapt = target_acceptance is not None
+
     def metropolis_step(ctx, carry, randoms):
-        chains, cache, n_acc = carry
+        chains, cache, n_acc, sweep_acc = carry
         r_prop, u = randoms  # (n_chains, ...), (n_chains,)
+        if adapt:
+            r_prop = r_prop * chains.width.reshape((-1,) + (1,) * (r_prop.ndim - 1)).astype(r_prop.dtype)
         x_new, log_q, (lp_new, cache_new) = propose_and_evaluate(ctx, cache, r_prop, chains.x)
         log_ratio = 2.0 * jnp.real(lp_new - chains.log_psi) + log_q
         accept = jnp.log(u.astype(log_ratio.dtype)) < log_ratio
         x = jnp.where(accept[:, None], x_new, chains.x)
         lp = jnp.where(accept, lp_new, chains.log_psi)
         cache = jax.tree_util.tree_map(lambda new, old: jnp.where(accept.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), cache_new, cache)
-        return (ChainState(x=x, log_psi=lp), cache, n_acc + jnp.sum(accept, dtype=n_acc.dtype)), None
+        chains = ChainState(x=x, log_psi=lp, width=chains.width)
+        return (chains, cache, n_acc + jnp.sum(accept, dtype=n_acc.dtype), sweep_acc + accept.astype(sweep_acc.dtype)), None
 
     def sweep(ctx, carry, randoms):
         carry, _ = jax.lax.scan(lambda c, r: metropolis_step(ctx, c, r), carry, randoms)
         return carry, carry[0].x
+
+    def thermalise(ctx, carry, randoms):
+        chains, cache, n_acc, sweep_acc = carry
+        carry, _ = sweep(ctx, (chains, cache, n_acc, jnp.zeros_like(sweep_acc)), randoms)
+        chains, cache, n_acc, sweep_acc = carry
+        if adapt:
+            rate = sweep_acc.astype(chains.width.dtype) / sweep_size
+            width = jnp.clip(chains.width * jnp.exp(rate - target_acceptance), 1e-4, 1e4)
+            chains = chains.replace(width=width)
+        return (chains, cache, n_acc, sweep_acc), None
 
     def sample(params, chains: ChainState, key):
         k_prop, k_acc = jax.random.split(key)
@@ -114,14 +138,14 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
         ctx = evaluator.prepare(params)
         # log ψ of the current positions under the CURRENT parameters (they changed since the last call)
         log_psi_now, cache = jax.vmap(evaluator.init, (None, 0))(ctx, chains.x)
-        chains = ChainState(x=chains.x, log_psi=log_psi_now.astype(chains.log_psi.dtype))
-        carry = (chains, cache, jnp.zeros((), jnp.int32))
+        chains = chains.replace(log_psi=log_psi_now.astype(chains.log_psi.dtype))
+        carry = (chains, cache, jnp.zeros((), jnp.int32), jnp.zeros((n_chains,), jnp.int32))
         if n_discard > 0:
             discard = jax.tree_util.tree_map(lambda a: a[:n_discard], randoms)
-            carry, _ = jax.lax.scan(lambda c, r: sweep(ctx, c, r), carry, discard)
+            carry, _ = jax.lax.scan(lambda c, r: thermalise(ctx, c, r), carry, discard)
         keep = jax.tree_util.tree_map(lambda a: a[n_discard:], randoms)
         carry, xs = jax.lax.scan(lambda c, r: sweep(ctx, c, r), carry, keep)
-        chains, _, n_acc = carry
+        chains, _, n_acc, _ = carry
         n_steps = n_sweeps * sweep_size * n_chains
         samples = jnp.swapaxes(xs, 0, 1)
         return chains, samples, n_acc / n_steps

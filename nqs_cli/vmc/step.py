@@ -79,6 +79,7 @@ def make_step(
     warmup: int = 0,
     trust_region: float | None = None,
     diag_shift: Callable | None = None,
+    report_width: bool = False,
 ) -> Callable:
     """The VMC iteration ``(state, key, scale=1) -> (state, stats)`` from its parts.
 
@@ -91,7 +92,8 @@ def make_step(
     ΔθᵀSΔθ = |ŌΔθ|² stays below ``trust_region``: the step is bounded in the geometry of
     the state, whatever the parametrisation. Stats carry that length (``fs_step``), the
     total factor (``step_scale``) and Tr S (``trace_s``, 0 when ψ no longer depends on
-    its parameters) and, with SR, the step's ``diag_shift`` (step -> λ).
+    its parameters), with SR the step's ``diag_shift`` (step -> λ), and with an adaptive
+    sampler the chains' mean proposal-width factor (``width_scale``).
     """
     warm = warmup_factor(warmup)
 
@@ -130,6 +132,8 @@ def make_step(
         }
         if diag_shift is not None:
             stats["diag_shift"] = diag_shift(state.step)
+        if report_width:
+            stats["width_scale"] = jnp.mean(chains.width)
         return new_state, stats
 
     return step
