@@ -94,21 +94,72 @@ def build(cfg):
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="TOML config file"), set_: Optional[List[str]] = SetOption):
-    """Parse, check and build a config; print the resolved values (no training)."""
+    """Parse, check and build a config; print the resolved values and where each comes from (no training)."""
     cfg = load_config(config, set_)
     setup_jax(cfg)
     problem = build(cfg)
     flat = config_mod.flatten(config_mod.to_dict(cfg))
+    automatic = automatic_values(cfg, problem)
     table = Table(title=f"{config}: {problem.description}", title_justify="left")
     table.add_column("key")
     table.add_column("value")
     table.add_column("source")
     for key, value in flat.items():
-        table.add_row(key, json.dumps(value), "config" if key in cfg.explicit else "default")
+        if key in cfg.explicit:
+            source = "config"
+        elif key in automatic:
+            value, why = automatic[key]
+            source = f"auto ({why})"
+        else:
+            source = "default"
+        table.add_row(key, json.dumps(value), source)
     out.print(table)
     for note in cfg.notes:
         out.print(f"note: {note}")
     out.print("config OK")
+
+
+def automatic_values(cfg, problem) -> dict:
+    """{key: (value, reason)} for the keys whose value was chosen from the rest of the config."""
+    from nqs_cli.config.reference import section_docs
+    from nqs_cli.config.schema import SECTIONS, SUBSECTIONS
+
+    rules = {d.key: d.default[len("auto: "):] for name, cls in {**SECTIONS, **{f"{a}.{b}": c for (a, b), c in SUBSECTIONS.items()}}.items()
+             for d in section_docs(name, cls) if d.default.startswith("auto: ")}
+    flat = config_mod.flatten(config_mod.to_dict(cfg))
+    found = {key: (flat[key], rule) for key, rule in rules.items() if key in flat and key not in cfg.explicit}
+    if cfg.hamiltonian.kind == "heisenberg" and cfg.hamiltonian.sign_rule is None:
+        from nqs_cli.setup.lattice import automatic_sign_rule
+
+        found["hamiltonian.sign_rule"] = automatic_sign_rule(cfg)
+    if cfg.optimizer.sr is not None:
+        from nqs_cli.setup import build_training
+
+        plan = build_training(cfg, problem).sr_plan
+        if "optimizer.sr.mode" not in cfg.explicit and cfg.optimizer.sr.mode == "auto":
+            found["optimizer.sr.mode"] = (plan.form, "chosen from n_samples and the parameter count")
+        if "optimizer.sr.solver" not in cfg.explicit and cfg.optimizer.sr.solver == "auto":
+            found["optimizer.sr.solver"] = (plan.solver, "chosen from the size of the SR system")
+    if cfg.train.final_samples is None:
+        from nqs_cli.run.estimates import estimate_window
+
+        window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
+        found["train.final_samples"] = (2 * window * cfg.sampler.n_samples, f"2 × the averaging window ({window}) × n_samples")
+    return found
+
+
+@app.command()
+def keys(name: Optional[str] = typer.Argument(None, help="A section (sampler, optimizer.sr, top) or a key (sampler.n_chains); all when omitted.")):
+    """Print the config reference: every key with its type, default, allowed values and meaning."""
+    from nqs_cli.config.reference import all_keys, markdown
+
+    try:
+        text = markdown(name)
+    except KeyError:
+        sections = sorted({k.rsplit(".", 1)[0] for k in all_keys() if "." in k})
+        fail(f"keys: unknown section or key {name!r}; sections: top, {', '.join(sections)}")
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- train

@@ -19,8 +19,10 @@ class ConfigError(ValueError):
 # ``check(value) -> str | None`` returns the expectation text when the value is bad.
 
 
-def opt(default: Any, check: Callable[[Any], str | None] | None = None, kinds: tuple[str, ...] | None = None):
-    return field(default=default, metadata={"check": check, "kinds": kinds})
+def opt(default: Any, check: Callable[[Any], str | None] | None = None, kinds: tuple[str, ...] | None = None, doc: str = "", auto: str = ""):
+    """A config key: its default, its check, the kinds it belongs to, what it means (``doc``:
+    units, the formula it enters) and, for a ``None`` default, how it is chosen (``auto``)."""
+    return field(default=default, metadata={"check": check, "kinds": kinds, "doc": doc, "auto": auto})
 
 
 def positive(v):
@@ -60,113 +62,113 @@ ACTIVATION_NAMES = ("gelu", "tanh", "log_cosh", "relu", "silu", "softplus", "sig
 
 @dataclass(frozen=True)
 class LatticeConfig:
-    graph: str = opt("chain", one_of("chain", "square", "hypercube"))
-    length: int = opt(8, at_least(1))
-    dims: int = opt(1, at_least(1))
-    pbc: bool = opt(True)
+    graph: str = opt("chain", one_of("chain", "square", "hypercube"), doc="Nearest-neighbour lattice: a chain (1D), a square lattice (2D, L × L) or a hypercube of `dims` dimensions. Bonds ⟨ij⟩ join nearest neighbours.")
+    length: int = opt(8, at_least(1), doc="Sites per dimension L; the lattice has N = L^dims sites.")
+    dims: int = opt(1, at_least(1), doc="Dimensions of a `hypercube` (a chain has 1, a square lattice 2; another value for them is an error).")
+    pbc: bool = opt(True, doc="Periodic boundary conditions: bonds wrap around in every direction.")
 
 
 @dataclass(frozen=True)
 class HilbertConfig:
-    kind: str = opt("fock", one_of(*SYSTEM_KINDS))
-    n_max: int | None = opt(None, at_least(1), kinds=("fock",))
-    n_particles: int | None = opt(None, non_negative, kinds=("fock",))
-    s: float = opt(0.5, lambda v: None if v > 0 and float(2 * v).is_integer() else "a positive multiple of 1/2", kinds=("spin",))
-    total_sz: float | None = opt(None, lambda v: None if float(2 * v).is_integer() else "a multiple of 1/2", kinds=("spin",))
+    kind: str = opt("fock", one_of(*SYSTEM_KINDS), doc="Local Hilbert space: `fock` (bosons, occupation n_i = 0..n_max per site) or `spin` (spin s, m_i = −s..s).", auto="spin for heisenberg, fock for bose-hubbard")
+    n_max: int | None = opt(None, at_least(1), kinds=("fock",), doc="Maximum bosons per site; the local dimension is n_max + 1. Required for `fock`.")
+    n_particles: int | None = opt(None, non_negative, kinds=("fock",), doc="Fixed total number of bosons N = Σ_i n_i (unset: the grand-canonical Fock space, every N).")
+    s: float = opt(0.5, lambda v: None if v > 0 and float(2 * v).is_integer() else "a positive multiple of 1/2", kinds=("spin",), doc="Spin per site (0.5, 1, 1.5, …); the local dimension is 2s + 1. S = σ/2 for s = 1/2.")
+    total_sz: float | None = opt(None, lambda v: None if float(2 * v).is_integer() else "a multiple of 1/2", kinds=("spin",), doc="Fixed total magnetisation Σ_i m_i (unset: every sector).")
 
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    n_particles: int = opt(None, at_least(1))
-    dims: int = opt(1, at_least(1))
-    extent: float | tuple[float, ...] = opt(0.0, lambda v: None if all(x >= 0 for x in (v if isinstance(v, tuple) else (v,))) else ">= 0")
-    mass: float = opt(1.0, positive)
+    n_particles: int = opt(None, at_least(1), doc="Number of bosons N in continuous space. Required.")
+    dims: int = opt(1, at_least(1), doc="Spatial dimensions D; a configuration holds N × D coordinates.")
+    extent: float | tuple[float, ...] = opt(0.0, lambda v: None if all(x >= 0 for x in (v if isinstance(v, tuple) else (v,))) else ">= 0", doc="Side length of a periodic box (one number for every dimension, or one per dimension); 0 = open space, which needs a trap (`hamiltonian.trap_omega` > 0).")
+    mass: float = opt(1.0, positive, doc="Particle mass m in the kinetic term −1/(2m) Σ_i ∇_i² (ħ = 1).")
 
 
 @dataclass(frozen=True)
 class PairConfig:
-    kind: str = opt("gaussian", one_of(*PAIR_KINDS))
-    g: float = opt(1.0, kinds=("gaussian",))
-    sigma: float = opt(1.0, positive, kinds=("gaussian", "lennard-jones"))
-    epsilon: float = opt(1.0, positive, kinds=("lennard-jones",))
-    cutoff: float | None = opt(None, positive)
+    kind: str = opt("gaussian", one_of(*PAIR_KINDS), doc="Pair potential v(r): `gaussian` g·exp(−r²/2σ²); `lennard-jones` 4ε[(σ/r)¹² − (σ/r)⁶]; `aziz` the HFDHE2 helium potential in kelvin with r in ångström (set `space.mass` = 1/12.1194 for ⁴He).")
+    g: float = opt(1.0, kinds=("gaussian",), doc="Strength g of the Gaussian pair potential g·exp(−r²/2σ²) (energy units; > 0 repulsive).")
+    sigma: float = opt(1.0, positive, kinds=("gaussian", "lennard-jones"), doc="Range σ of the pair potential (length units).")
+    epsilon: float = opt(1.0, positive, kinds=("lennard-jones",), doc="Depth ε of the Lennard-Jones well (energy units).")
+    cutoff: float | None = opt(None, positive, doc="Cut-off radius r_c: v(r) for r < r_c, 0 beyond (truncated, not shifted).", auto="half the smallest side in a periodic box (the minimum image is unambiguous up to there); none in open space")
 
 
 @dataclass(frozen=True)
 class HamiltonianConfig:
-    kind: str = opt(None, one_of(*HAMILTONIAN_KINDS))
-    J: float = opt(1.0, kinds=("bose-hubbard", "heisenberg"))
-    U: float = opt(4.0, kinds=("bose-hubbard",))
-    V: float = opt(0.0, kinds=("bose-hubbard",))
-    mu: float = opt(0.0, kinds=("bose-hubbard",))
-    beta: float = opt(0.0, kinds=("heisenberg",))
-    sign_rule: bool | None = opt(None, kinds=("heisenberg",))
-    trap_omega: float = opt(0.0, non_negative, kinds=("continuous",))
-    pair: PairConfig | None = opt(None, kinds=("continuous",))
+    kind: str = opt(None, one_of(*HAMILTONIAN_KINDS), doc="`bose-hubbard` (with `fock`), `heisenberg` (with `spin`), `continuous` (with `[space]`); the formulas head this page. Required.")
+    J: float = opt(1.0, kinds=("bose-hubbard", "heisenberg"), doc="Bose-Hubbard: hopping, −J Σ_⟨ij⟩ (b†_i b_j + h.c.). Heisenberg: exchange, J Σ_⟨ij⟩ S_i·S_j (J > 0 antiferromagnetic).")
+    U: float = opt(4.0, kinds=("bose-hubbard",), doc="On-site interaction, + U/2 Σ_i n_i (n_i − 1).")
+    V: float = opt(0.0, kinds=("bose-hubbard",), doc="Nearest-neighbour interaction, + V Σ_⟨ij⟩ n_i n_j.")
+    mu: float = opt(0.0, kinds=("bose-hubbard",), doc="Chemical potential, − μ Σ_i n_i.")
+    beta: float = opt(0.0, kinds=("heisenberg",), doc="Biquadratic term: + J β Σ_⟨ij⟩ (S_i·S_j)² (s = 1, β = 1/3: the AKLT point up to a constant).")
+    sign_rule: bool | None = opt(None, kinds=("heisenberg",), doc="Marshall sign rule: rotate one sublattice by π about z, so the antiferromagnet's ground state is positive (the spectrum is unchanged). Needs a bipartite lattice.", auto="true on a bipartite lattice (open, or periodic with even L) with J > 0, else false")
+    trap_omega: float = opt(0.0, non_negative, kinds=("continuous",), doc="Harmonic trap frequency ω: + ½ m ω² Σ_i |x_i|² (0: no trap; open space needs one).")
+    pair: PairConfig | None = opt(None, kinds=("continuous",), doc="Optional pair potential + Σ_{i<j} v(|x_i − x_j|) (minimum image in a box): a `[hamiltonian.pair]` table.")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = opt(None, one_of(*MODEL_KINDS))
-    alpha: float = opt(1.0, positive, kinds=("rbm-multival",))
-    use_hidden_bias: bool = opt(True, kinds=("rbm-multival",))
-    use_visible_bias: bool = opt(True, kinds=("rbm-multival",))
-    param_dtype: str = opt("float64", one_of("float64", "float32"))
-    features_phi: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"))
-    features_rho: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"))
-    layers_phi: int = opt(2, at_least(1), kinds=("deepsets-reldist",))
-    layers_rho: int = opt(2, at_least(1), kinds=("deepsets-reldist",))
-    activation: str = opt("gelu", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"))
-    output_activation: str = opt("none", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"))
-    use_bias: bool = opt(True, kinds=("deepsets", "deepsets-reldist"))
-    envelope: str = opt("gaussian", one_of("gaussian", "none"), kinds=("deepsets",))
-    cusp_exponent: int | None = opt(None, at_least(1), kinds=("deepsets-reldist",))
+    kind: str = opt(None, one_of(*MODEL_KINDS), doc="Variational state (NetKet 3.23 semantics and parameter names): `rbm-multival` (lattices), `deepsets` (particles in a trap), `deepsets-reldist` (particles in a periodic box).", auto="rbm-multival on a lattice, deepsets in open space, deepsets-reldist in a periodic box")
+    alpha: float = opt(1.0, positive, kinds=("rbm-multival",), doc="Hidden-unit density: int(alpha × N × d) hidden units for N sites of local dimension d (alpha multiplies the one-hot input width, as in NetKet). log ψ(x) = Σ_j log cosh(Σ_k W_kj v_k + b_j) + Σ_k a_k v_k with v = one_hot(x).")
+    use_hidden_bias: bool = opt(True, kinds=("rbm-multival",), doc="Hidden biases b_j.")
+    use_visible_bias: bool = opt(True, kinds=("rbm-multival",), doc="Visible biases a_k.")
+    param_dtype: str = opt("float64", one_of("float64", "float32"), doc="Dtype of the parameters (the computation follows the top-level `dtype`).")
+    features_phi: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"), doc="Widths of φ, the per-particle (deepsets) or per-pair (deepsets-reldist) network of log ψ = ρ(Σ φ(·)): a list gives each layer, an integer every one of `layers_phi` layers.", auto="[16, 16] for deepsets, 16 for deepsets-reldist")
+    features_rho: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"), doc="Widths of ρ, applied to the pooled sum; a final width-1 layer is appended (log ψ is its output).", auto="[16] for deepsets, 16 for deepsets-reldist")
+    layers_phi: int = opt(2, at_least(1), kinds=("deepsets-reldist",), doc="Layers of φ when `features_phi` is an integer.")
+    layers_rho: int = opt(2, at_least(1), kinds=("deepsets-reldist",), doc="Layers of ρ when `features_rho` is an integer.")
+    activation: str = opt("gelu", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"), doc="Activation of the hidden layers (gelu: the tanh approximation, as jax.nn.gelu).")
+    output_activation: str = opt("none", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"), doc="Activation of ρ's output layer.")
+    use_bias: bool = opt(True, kinds=("deepsets", "deepsets-reldist"), doc="Biases in the dense layers.")
+    envelope: str = opt("gaussian", one_of("gaussian", "none"), kinds=("deepsets",), doc="`gaussian`: log ψ gains −a Σ_i |x_i|² with a trainable a = exp(log_a) (starts at ½), which keeps ψ normalisable in a trap.")
+    cusp_exponent: int | None = opt(None, at_least(1), kinds=("deepsets-reldist",), doc="Adds the cusp −½ Σ_{i<j} b/‖d_ij‖^k to log ψ (k = cusp_exponent, trainable b) for hard-core potentials; unset: none.")
 
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    kind: str = opt(None, one_of(*SAMPLER_KINDS))
-    n_chains: int = opt(16, at_least(1))
-    n_samples: int = opt(1008, at_least(1))
-    n_discard_per_chain: int = opt(10, non_negative)
-    sweep_size: int | None = opt(None, at_least(1))
-    sigma: float | None = opt(None, positive, kinds=("metropolis-gaussian",))
-    target_acceptance: float | None = opt(None, lambda v: None if 0 <= v < 1 else "between 0 (no adaptation) and 1", kinds=("metropolis-gaussian",))
+    kind: str = opt(None, one_of(*SAMPLER_KINDS), doc="Metropolis rule: `metropolis-local` (a new value at one site; not with a fixed N or total_sz), `metropolis-exchange` (swap two neighbouring values; local dimension 2 only), `metropolis-hamiltonian` (move to a configuration connected by H, with the n_conn(x)/n_conn(x′) correction), `metropolis-gaussian` (move every particle by a Gaussian step).", auto="metropolis-hamiltonian on a lattice, metropolis-gaussian in continuous space")
+    n_chains: int = opt(16, at_least(1), doc="Independent Markov chains (split over the devices; a multiple of the device count).")
+    n_samples: int = opt(1008, at_least(1), doc="Samples per iteration, all chains together (rounded up to a multiple of n_chains).")
+    n_discard_per_chain: int = opt(10, non_negative, doc="Thermalisation sweeps per chain at each iteration, before samples are kept.")
+    sweep_size: int | None = opt(None, at_least(1), doc="Metropolis moves per sweep (between two kept samples).", auto="the number of sites, or of particles")
+    sigma: float | None = opt(None, positive, kinds=("metropolis-gaussian",), doc="Starting width of the Gaussian moves (length units); it adapts during thermalisation towards `target_acceptance`.", auto="0.5/√(ω m) in a trap, extent/20 in a box")
+    target_acceptance: float | None = opt(None, lambda v: None if 0 <= v < 1 else "between 0 (no adaptation) and 1", kinds=("metropolis-gaussian",), doc="Acceptance towards which each chain's Gaussian width adapts during the thermalisation sweeps (fixed while samples are kept); 0 keeps `sigma` fixed.", auto="0.5")
 
 
 @dataclass(frozen=True)
 class SRConfig:
-    diag_shift: float = opt(None, positive)
-    solver: str = opt("auto", one_of("cholesky", "cg", "auto"))
-    mode: str = opt("auto", one_of("auto", "S", "minsr"))
-    tol: float = opt(1e-5, lambda v: None if 0 < v < 1 else "between 0 and 1")  # CG relative residual
-    diag_shift_start: float = opt(None, non_negative)  # shift at step 0, decaying geometrically to diag_shift (0: constant)
-    diag_shift_steps: int = opt(None, non_negative)  # iterations of that decay
+    diag_shift: float = opt(None, positive, doc="Diagonal shift ε of the SR solve (S + ε·1) δ = F, reached after the decay from `diag_shift_start`.", auto="0.01 on lattices and in periodic boxes, 0.001 in traps")
+    solver: str = opt("auto", one_of("cholesky", "cg", "auto"), doc="Linear solver of the SR system: Cholesky, conjugate gradients, or chosen from the sizes (`nqs validate` shows the choice).")
+    mode: str = opt("auto", one_of("auto", "S", "minsr"), doc="Space of the SR solve: `S` (n_params × n_params), `minsr` (n_samples × n_samples, the same update by the push-through identity), `auto` (the smaller).")
+    tol: float = opt(1e-5, lambda v: None if 0 < v < 1 else "between 0 and 1", doc="Relative residual at which conjugate gradients stop.")
+    diag_shift_start: float = opt(None, non_negative, doc="Shift at the first iteration, decaying geometrically to `diag_shift` over `diag_shift_steps` iterations (0: constant `diag_shift`).", auto="max(0.1, diag_shift)")
+    diag_shift_steps: int = opt(None, non_negative, doc="Iterations of the shift's decay.", auto="100")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    kind: str = opt("sgd", one_of("sgd", "adam"))
-    learning_rate: float = opt(None, positive)
-    sr: SRConfig | None = opt(SRConfig())  # on by default; `sr = false` turns it off
-    warmup: int = opt(None, non_negative)  # iterations of linear learning-rate warm-up (0: none)
-    trust_region: float = opt(None, non_negative)  # bound on ΔθᵀSΔθ per iteration (squared Fubini–Study step; 0: none)
+    kind: str = opt("sgd", one_of("sgd", "adam"), doc="optax optimiser applied to the (SR-preconditioned) gradient δ: θ ← θ − η·δ for sgd.")
+    learning_rate: float = opt(None, positive, doc="Learning rate η (reached after the warm-up; `metrics.jsonl` records the effective one).", auto="sgd: 0.02 on lattices and in periodic boxes, 0.05 in traps; adam: 0.002")
+    sr: SRConfig | None = opt(SRConfig(), doc="Stochastic reconfiguration (natural gradient): a `[optimizer.sr]` table; on by default, `sr = false` turns it off.")
+    warmup: int = opt(None, non_negative, doc="Iterations of linear learning-rate warm-up from η/warmup to η (0: none).", auto="10")
+    trust_region: float = opt(None, non_negative, doc="Bound on the squared Fubini–Study length ΔθᵀSΔθ of each update; a longer update is scaled down to it (0: none).", auto="0.05")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    n_iter: int = opt(300, at_least(1))
-    checkpoint_every: int = opt(50, at_least(1))
-    on_nonfinite: str = opt("stop", one_of("stop", "revert"))
-    nonfinite_patience: int = opt(5, at_least(1))
-    final_window: int = opt(50, at_least(1))
-    exact_energy: bool = opt(True)
-    reference_energy: float | None = opt(None)  # a known ground-state energy (DMRG, literature) when exact diagonalisation cannot reach
-    chunk_size: int | None = opt(None, at_least(1))  # samples per chunk of local-energy / Jacobian evaluation
-    spike_factor: float = opt(10.0, lambda v: None if v > 1 else "> 1")  # a variance this many times the recent median is a spike
-    spike_retries: int = opt(3, non_negative)  # retries of the step before a spike, with half the step each (0: off)
-    dead_steps: int = opt(5, at_least(1))  # consecutive iterations with Tr S = 0 that fail the run (ψ no longer depends on its parameters)
-    final_samples: int | None = opt(None, non_negative)  # samples of the final evaluation with fresh chains (0: none)
+    n_iter: int = opt(300, at_least(1), doc="Iterations (optimisation steps) of the run; `--n-iter` overrides it.")
+    checkpoint_every: int = opt(50, at_least(1), doc="Iterations between checkpoints; one is also written at the end, on SIGINT/SIGTERM and at `--max-time`.")
+    on_nonfinite: str = opt("stop", one_of("stop", "revert"), doc="A non-finite energy or update: `stop` fails the run (exit 1), `revert` retries the step with a fresh key.")
+    nonfinite_patience: int = opt(5, at_least(1), doc="`revert`: retries in a row before giving up.")
+    final_window: int = opt(50, at_least(1), doc="The trajectory estimate averages the last min(final_window, n_iter/5) iterations.")
+    exact_energy: bool = opt(True, doc="Compute the exact ground-state energy (Lanczos up to 200 000 states, or a closed form) for the relative error.")
+    reference_energy: float | None = opt(None, doc="A known ground-state energy (DMRG, literature) for the relative error where exact diagonalisation cannot reach.")
+    chunk_size: int | None = opt(None, at_least(1), doc="Samples per chunk of the local-energy and Jacobian evaluation (bounds memory).", auto="all samples at once (RBM local energies in blocks of about 2^18 values)")
+    spike_factor: float = opt(10.0, lambda v: None if v > 1 else "> 1", doc="A step whose E_loc variance exceeds this × the median of the last 20, or whose energy is this many error bars above their median, is a spike.")
+    spike_retries: int = opt(3, non_negative, doc="A spike redoes the update before it with half the step, up to this many times (0: off).")
+    dead_steps: int = opt(5, at_least(1), doc="Consecutive iterations with Tr S ≈ 0 (ψ no longer depends on its parameters) that fail the run.")
+    final_samples: int | None = opt(None, non_negative, doc="Most samples of the final fresh-chain evaluation, in passes of 8 × n_samples until its error bar is no larger than the trajectory estimate's (0: none).", auto="2 × the averaging window × n_samples")
 
 
 def host_port(v):
@@ -179,11 +181,11 @@ class DistributedConfig:
     """Multi-process runs (jax.distributed). All three of coordinator / num_processes /
     process_id, or none: then a cluster launcher's environment is used when ``detect`` is on."""
 
-    coordinator: str | None = opt(None, host_port)
-    num_processes: int | None = opt(None, at_least(1))
-    process_id: int | None = opt(None, non_negative)
-    detect: bool = opt(True)  # SLURM (srun), Open MPI (mpirun), JAX_COORDINATOR_ADDRESS + NQS_* variables
-    timeout_s: int = opt(300, at_least(1))
+    coordinator: str | None = opt(None, host_port, doc="Multi-process run: host:port of process 0 (`--coordinator`).")
+    num_processes: int | None = opt(None, at_least(1), doc="Multi-process run: number of processes (`--num-processes`).")
+    process_id: int | None = opt(None, non_negative, doc="Multi-process run: this process's rank; 0 writes the run directory (`--process-id`).")
+    detect: bool = opt(True, doc="Join a multi-process run from the launcher's environment: SLURM (srun), Open MPI (mpirun), NQS_COORDINATOR / NQS_NUM_PROCESSES / NQS_PROCESS_ID.")
+    timeout_s: int = opt(300, at_least(1), doc="Seconds to wait for the other processes at start-up.")
 
 
 @dataclass(frozen=True)
@@ -231,3 +233,9 @@ SECTIONS = {
 }
 SUBSECTIONS = {("hamiltonian", "pair"): PairConfig, ("optimizer", "sr"): SRConfig}
 TOP_KEYS = {"name": str, "seed": int, "dtype": str}
+# (default, meaning) of the top-level keys
+TOP_DOCS = {
+    "name": ("the config file's stem", "Run name: the run directory is runs/<name>-<UTC time> unless `--out` is given."),
+    "seed": (0, "Seed of the initial parameters, the chains and every step's key (fold_in(root, step))."),
+    "dtype": ("float64", 'Precision of the computation: "float64" or "float32" (for GPUs).'),
+}

@@ -74,3 +74,13 @@ def describe(cfg: Config) -> str:
     sz = "" if hil.total_sz is None else f", Sz={hil.total_sz:g}"
     beta = f", beta={ham.beta:g}" if ham.beta else ""
     return f"spin-{hil.s:g} Heisenberg {lat.graph} {size} ({bc}){sz}, J={ham.J:g}{beta}"
+
+
+def automatic_sign_rule(cfg: Config) -> tuple[bool, str]:
+    """The Marshall sign rule that an unset ``hamiltonian.sign_rule`` resolves to, and why."""
+    bipartite = build_lattice(cfg).is_bipartite
+    if not bipartite:
+        return False, "the lattice is not bipartite"
+    if cfg.hamiltonian.J <= 0:
+        return False, "J <= 0 (ferromagnet)"
+    return True, "bipartite lattice, J > 0"
