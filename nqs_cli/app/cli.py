@@ -1,6 +1,7 @@
 """The `nqs` command line: the only module that reads argv, prints and exits.
 
-Exit codes: 0 success; 1 run failed; 2 bad input; 130 interrupted (checkpoint written).
+Exit codes: 0 success; 1 run failed; 2 bad input; 75 stopped by --max-time (checkpoint
+written; rerun to continue); 130 interrupted (checkpoint written).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import copy  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
 import signal  # noqa: E402
-import json
-import sys
+import sys  # noqa: E402
 from pathlib import Path
 from typing import List, Optional
 
@@ -55,10 +57,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Variational Monte Carlo for neural quantum states, driven by TOML configs.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nqs_cli import __version__
+
+        sys.stdout.write(f"nqs {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", metavar="", is_eager=True, callback=_version, help="Print the version and exit.")):
+    """Variational Monte Carlo for neural quantum states, driven by TOML configs."""
+
+
 # Piped output keeps wide tables on one line per row (no 80-column wrapping).
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
+EXIT_MAX_TIME = 75  # EX_TEMPFAIL: "try again", so batch scripts can requeue the same command
 SetOption = typer.Option(None, "--set", help="Override a config key, e.g. --set sampler.n_chains=32 (value parsed as TOML).")
 
 
@@ -171,8 +189,8 @@ def train(
     set_: Optional[List[str]] = SetOption,
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (resumes if it holds a checkpoint)."),
     n_iter: Optional[int] = typer.Option(None, "--n-iter", min=1, help="Override train.n_iter."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
-    force: bool = typer.Option(False, "--force", help="Resume even if the problem definition changed."),
+    quiet: bool = typer.Option(False, "--quiet", metavar="", help="No progress output."),
+    force: bool = typer.Option(False, "--force", metavar="", help="Resume even if the problem definition changed."),
     max_time: Optional[str] = typer.Option(None, "--max-time", help="Stop cleanly before this wall time (e.g. 90s, 30m, 2h)."),
     coordinator: Optional[str] = typer.Option(None, "--coordinator", help="Multi-process run: host:port of process 0 (sets distributed.coordinator)."),
     num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-process run: number of processes (distributed.num_processes)."),
@@ -199,9 +217,14 @@ def train(
     else:  # only process 0 reports; the others print nothing but errors
         silent = Console(file=open(os.devnull, "w"))
         reporter = TrainReporter(silent, silent, quiet=True)
+    given = config.read_text()
+    config_files = {
+        "config.toml": config_mod.effective_toml(config, list(set_ or []), n_iter, cfg.name),
+        "config.given.toml": given,
+    }
     try:
         outcome = runner.train(
-            cfg, config.read_text(), out=out_dir, n_iter=n_iter, reporter=reporter,
+            cfg, config_files, out=out_dir, n_iter=n_iter, reporter=reporter,
             argv=["nqs"] + sys.argv[1:], force=force, max_time_s=max_time_s,
         )
     except (RunDirError, ConfigError) as exc:
@@ -215,11 +238,20 @@ def train(
         fail(f"{config}: {exc}")
     if distributed.is_lead():
         reporter.summary(outcome)
-    if outcome.status == "interrupted" and outcome.result.get("reason") != "max-time":
-        if not distributed.is_lead():
-            raise typer.Exit(130)
-        err.print(f"interrupted; checkpoint written. Resume with: nqs train {config} --out {outcome.run_dir}")
-        raise typer.Exit(130)
+    if outcome.status != "interrupted":
+        return
+    if not distributed.is_lead():
+        raise typer.Exit(EXIT_MAX_TIME if outcome.result.get("reason") == "max-time" else 130)
+    options = {"--n-iter": n_iter, "--max-time": max_time, "--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
+    command = ["nqs", "train", str(config)] + [a for s_ in set_ or [] for a in ("--set", s_)] + ["--out", str(outcome.run_dir)]
+    command += [a for k, v in options.items() if v is not None for a in (k, str(v))] + (["--quiet"] if quiet else [])
+    resume = "Resume with: " + shlex.join(command)
+    step, target = outcome.result.get("n_iter"), outcome.result.get("n_iter_target")
+    if outcome.result.get("reason") == "max-time":
+        err.print(f"stopped at step {step} of {target}: the next iteration would pass --max-time {max_time}; checkpoint written. {resume}", soft_wrap=True)
+        raise typer.Exit(EXIT_MAX_TIME)
+    err.print(f"interrupted at step {step} of {target}; checkpoint written. {resume}", soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def parse_duration(text: str) -> float:
@@ -343,30 +375,31 @@ def evaluate(
 @app.command()
 def report(
     runs: List[Path] = typer.Argument(..., help="Run directories"),
-    as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout, for scripts."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="One JSON list on stdout, for scripts."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write energy/variance/acceptance traces to a PNG."),
-    discard: int = typer.Option(0, "--discard", min=0, help="Drop the first N iterations from the final estimate."),
+    discard: int = typer.Option(0, "--discard", min=0, help="Estimate from the iterations after the first N (instead of result.json's final estimate)."),
+    window: Optional[int] = typer.Option(None, "--window", min=1, help="Estimate from the mean of the last N iterations (after --discard)."),
 ):
-    """Compare runs: a table of final energies, errors, exact references and timings."""
+    """Compare runs: a table of final energies, errors, exact references, evaluations and timings."""
     from nqs_cli.app.render import runs_table
     from nqs_cli.run.files import RunDirError
-    from nqs_cli.run.report import collect_run, plot_runs
+    from nqs_cli.run.report import collect_run, plot_runs, strict_json
 
     rows = []
     for path in runs:
         try:
-            rows.append(collect_run(path, discard))
+            rows.append(collect_run(path, discard, window))
         except RunDirError as exc:
             fail(str(exc))
     if as_json:
-        out.print_json(json.dumps(rows))
+        sys.stdout.write(json.dumps(strict_json(rows), indent=2) + "\n")
     else:
         out.print(runs_table(rows))
     if plot is not None:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            fail('--plot needs matplotlib: pip install "nqs-cli[plot]"')
+            fail("--plot needs matplotlib: pip install matplotlib (or, from a checkout of nqs, pip install '.[plot]')")
         plot_runs(runs, plot, discard)
         err.print(f"wrote {plot}")
 

@@ -34,12 +34,15 @@ def fmt_seconds(s: float) -> str:
 
 
 def runs_table(rows: list[dict]) -> Table:
-    """The `nqs report` table: one row per run directory."""
+    """The `nqs report` table: one row per run directory; the newest `nqs evaluate` result in
+    its own column, and flags (failed runs, R̂ > 1.1) in red."""
     table = Table(title_justify="left")
-    for col in ("run", "system", "model", "iter", "energy", "exact", "rel. err", "R̂", "acc", "s/it", "status"):
+    evaluated = any(r.get("evaluation_energy") is not None for r in rows)
+    columns = ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else [])
+    for col in columns + ["R̂", "acc", "s/it", "status", "flags"]:
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
+        cells = [
             Path(r["run"]).name,
             r["system"],
             r["model"],
@@ -47,11 +50,18 @@ def runs_table(rows: list[dict]) -> Table:
             fmt_energy(r["energy"], r["energy_error"]),
             "—" if r["exact_energy"] is None else f"{r['exact_energy']:.6f}",
             "—" if r["relative_error"] is None else f"{r['relative_error']:.2e}",
-            "—" if r["r_hat"] is None else f"{r['r_hat']:.3f}",
+        ]
+        if evaluated:
+            e = r.get("evaluation_energy")
+            cells.append("—" if e is None else f"{fmt_energy(e, r.get('evaluation_energy_error'))} (step {r.get('evaluation_step')})")
+        cells += [
+            "—" if r["r_hat"] is None else f"{r['r_hat']:.3g}",
             "—" if r["acceptance"] is None else f"{r['acceptance']:.2f}",
             "—" if r["seconds_per_iteration"] is None else f"{r['seconds_per_iteration']:.3f}",
             r["status"],
-        )
+            Text(", ".join(r.get("flags", [])), style="bold red"),
+        ]
+        table.add_row(*cells)
     return table
 
 
@@ -97,25 +107,30 @@ class TrainReporter:
             self.live.start()
         self.t_last = time.monotonic()
 
-    def line(self, row: dict, exact) -> str:
+    def line(self, row: dict, exact, step_s: float | None = None) -> str:
+        """One progress line; ``step_s``: the iteration's time without compilation (the rate
+        and the ETA use it, so the first line is not dominated by compiling)."""
+        step_s = row["wall_s"] if step_s is None else step_s
+        compiling = row["wall_s"] - step_s > 0.5 * row["wall_s"]
+        rate = f"{step_s:.3f} s/it (+{row['wall_s'] - step_s:.1f} s compiling)" if compiling else f"{step_s:.3f} s/it"
         parts = [
             f"step {row['step']}/{self.n_iter}",
             f"E = {fmt_energy(row['energy'], row['energy_error'])}",
             f"σ² = {row['variance']:.4g}",
             f"R̂ = {row['r_hat']:.3f}",
             f"acc = {row['acceptance']:.2f}",
-            f"{row['wall_s']:.3f} s/it",
+            rate,
         ]
         if exact is not None:
             parts.insert(2, f"rel.err = {abs((row['energy'] - exact) / exact):.2e}")
-        remaining = (self.n_iter - row["step"]) * row["wall_s"]
+        remaining = (self.n_iter - row["step"]) * step_s
         parts.append(f"ETA {fmt_seconds(remaining)}")
         return "  ".join(parts)
 
-    def step(self, row: dict, exact) -> None:
+    def step(self, row: dict, exact, step_s: float | None = None) -> None:
         if self.quiet:
             return
-        text = self.line(row, exact)
+        text = self.line(row, exact, step_s)
         if self.live is not None:
             self.live.update(Text(text))
         elif row["step"] % self.every == 0 or row["step"] == self.n_iter:

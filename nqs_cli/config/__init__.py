@@ -1,8 +1,8 @@
 """The TOML config contract: schema (frozen dataclasses), parse (TOML, --set), resolve
 (defaults, cross-checks), export (plain data)."""
 
-from nqs_cli.config.export import flatten, to_dict
-from nqs_cli.config.parse import apply_overrides, from_dict, load, parse_override, read_toml
+from nqs_cli.config.export import flatten, to_dict, to_toml
+from nqs_cli.config.parse import apply_overrides, effective_toml, from_dict, load, parse_override, read_toml
 from nqs_cli.config.schema import (
     Config,
     ConfigError,
@@ -35,6 +35,7 @@ __all__ = [
     "SpaceConfig",
     "TrainConfig",
     "apply_overrides",
+    "effective_toml",
     "flatten",
     "from_dict",
     "lattice_dims",
@@ -42,4 +43,5 @@ __all__ = [
     "parse_override",
     "read_toml",
     "to_dict",
+    "to_toml",
 ]

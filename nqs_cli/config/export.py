@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import re
 from typing import Any
 
 from nqs_cli.config.schema import SECTIONS, SUBSECTIONS, Config
@@ -45,3 +48,48 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def to_toml(data: dict, header: str = "") -> str:
+    """``data`` (plain TOML values: tables, lists, strings, numbers, booleans) as a TOML
+    document, optionally after comment lines ``header``; reading it back gives ``data``."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    _table(data, [], lines)
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def _table(data: dict, path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if path and (scalars or not tables):
+        lines += ["", "[" + ".".join(_key(p) for p in path) + "]"]
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in scalars.items()]
+    for k, v in tables.items():
+        _table(v, path + [k], lines)
+
+
+def _key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"not a TOML value: {v!r}")

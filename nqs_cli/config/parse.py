@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nqs_cli.config.export import to_toml
 from nqs_cli.config.resolve import resolve
 from nqs_cli.config.schema import (
     HAMILTONIAN_KINDS,
@@ -175,6 +176,25 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def effective_toml(path: str | Path, overrides: list[str], n_iter: int | None, name: str) -> str:
+    """The config a run actually uses, as TOML: the file with the ``--set`` overrides and
+    ``--n-iter`` applied and its name made explicit, after comment lines listing them; training
+    from it alone reproduces the run."""
+    path = Path(path)
+    raw = apply_overrides(read_toml(path), list(overrides))
+    changes = [f"--set {o}" for o in overrides]
+    if n_iter is not None:
+        train = raw.setdefault("train", {})
+        train["n_iter"] = n_iter
+        changes.append(f"--n-iter {n_iter}")
+    raw = {"name": name, **raw}
+    if changes:
+        header = f"The effective config of this run: {path} with\n" + "".join(f"  {c}\n" for c in changes) + "(the file as given: config.given.toml)"
+    else:
+        header = f"The effective config of this run: {path} as given (also in config.given.toml)"
+    return to_toml(raw, header)
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error
+from nqs_cli.run.estimates import R_HAT_LIMIT, estimate_window, final_estimate, relative_error
 from nqs_cli.run.files import RunDirError, read_json
 
 
@@ -24,8 +25,13 @@ def describe_system(resolved: dict) -> str:
     return f"{name} {lat.get('graph')} L={lat.get('length')}{extra}"
 
 
-def collect_run(path: Path, discard: int = 0) -> dict:
-    """One row of `nqs report` for a run directory (raises RunDirError if it is not one)."""
+def collect_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
+    """One row of `nqs report` for a run directory (raises RunDirError if it is not one).
+
+    The energy is result.json's final estimate; with ``discard`` or ``window`` it is the
+    trajectory mean over the last ``window`` iterations after the first ``discard`` (``window``
+    unset: all of them after ``discard``). The newest `nqs evaluate` result, when there is one,
+    comes as ``evaluation_*``; ``flags`` names what needs a look (a failed run, R̂ > 1.1)."""
     if not path.is_dir():
         raise RunDirError(f"{path}: not a run directory")
     resolved = read_json(path / "resolved.json")
@@ -33,13 +39,14 @@ def collect_run(path: Path, discard: int = 0) -> dict:
     result = read_json(path / "result.json") if (path / "result.json").exists() else {}
     status = result.get("status", "running or killed")
     train = resolved.get("train", {})
-    window = estimate_window(train.get("n_iter", 0), train.get("final_window", 50))
-    if discard or not result:
-        est = final_estimate(rows, window, discard=discard)
+    if discard or window is not None or not result:
+        n = window if window is not None else (len(rows) if discard else estimate_window(train.get("n_iter", 0), train.get("final_window", 50)))
+        est = final_estimate(rows, max(1, n), discard=discard)
     else:
         est = {k: result.get(k) for k in ("energy", "energy_error", "variance", "estimate")}
     exact = result.get("exact_energy")
     last = rows[-1] if rows else {}
+    evaluation = read_json(path / "evaluation.json") if (path / "evaluation.json").exists() else {}
     return {
         "run": str(path),
         "name": resolved.get("name"),
@@ -51,11 +58,38 @@ def collect_run(path: Path, discard: int = 0) -> dict:
         "estimate": est.get("estimate"),
         "exact_energy": exact,
         "relative_error": relative_error(est["energy"], exact),
+        "evaluation_energy": evaluation.get("energy"),
+        "evaluation_energy_error": evaluation.get("energy_error"),
+        "evaluation_step": evaluation.get("step"),
         "r_hat": last.get("r_hat"),
         "acceptance": last.get("acceptance"),
         "seconds_per_iteration": result.get("seconds_per_iteration"),
         "status": status,
+        "flags": run_flags(status, last, result),
     }
+
+
+def run_flags(status: str, last: dict, result: dict) -> list[str]:
+    """What a reader of the table must not miss: a run that did not finish well, chains that
+    disagree (split-R̂ > 1.1 at the last iteration) and the run's own sampling warnings."""
+    flags = [status] if status in ("diverged", "failed") else []
+    r_hat = last.get("r_hat")
+    if r_hat is not None and not (r_hat <= R_HAT_LIMIT):
+        flags.append(f"R̂>{R_HAT_LIMIT}")
+    if any("acceptance" in w for w in result.get("warnings", [])):
+        flags.append("low acceptance")
+    return flags
+
+
+def strict_json(value):
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def plot_runs(paths: list[Path], out: Path, discard: int = 0) -> None:

@@ -20,17 +20,19 @@ import numpy as np
 
 from nqs_cli.config import Config, to_dict
 from nqs_cli.run import checkpoints as ck
+from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
-from nqs_cli.run.files import RunDirError, atomic_write_json, read_json
+from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
 from nqs_cli.vmc.step import VMCState, root_keys
 
+FAILED = ("diverged", "failed")
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
 
 
@@ -43,11 +45,13 @@ class TrainOutcome:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM or a deadline; checked between iterations."""
+    """Set by SIGINT/SIGTERM or a deadline; checked between iterations. The deadline check
+    predicts the next iteration from ``last_step_s``, an iteration's time without compilation."""
 
-    def __init__(self, deadline: float | None = None):
+    def __init__(self, deadline: float | None = None, clock=time.monotonic):
         self.signal: int | None = None
         self.deadline = deadline
+        self.clock = clock
         self.reason: str | None = None
         self.last_step_s = 0.0
 
@@ -55,7 +59,7 @@ class StopFlag:
         if self.signal is not None:
             self.reason = signal.Signals(self.signal).name
             return True
-        if self.deadline is not None and time.monotonic() + 1.5 * self.last_step_s + 1.0 > self.deadline:
+        if self.deadline is not None and self.clock() + 1.5 * self.last_step_s + 1.0 > self.deadline:
             self.reason = "max-time"
             return True
         return False
@@ -78,7 +82,7 @@ def stop_signals(stop: StopFlag):
             signal.signal(s, h)
 
 
-def prepare_run_dir(cfg, config_text: str, out: Path | None, force: bool, reporter) -> tuple[Path, bool]:
+def prepare_run_dir(cfg, out: Path | None, force: bool, reporter) -> tuple[Path, bool]:
     """Create a new run directory, or validate an existing one for resume. Returns (dir, resuming)."""
     resolved = to_dict(cfg)
     if out is None:
@@ -103,10 +107,10 @@ def prepare_run_dir(cfg, config_text: str, out: Path | None, force: bool, report
     return path, resuming
 
 
-def open_run(cfg, config_text: str, out: Path | None, force: bool, template, chash: str, reporter):
+def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter):
     """Create or reopen the run directory: (path, restored state, its checkpoint bytes), the
     last two None for a new run."""
-    path, resuming = prepare_run_dir(cfg, config_text, out, force, reporter)
+    path, resuming = prepare_run_dir(cfg, out, force, reporter)
     if not resuming:
         return path, None, None
     restored, _, data = ck.newest_checkpoint(path, template, chash, warn=reporter.warn)
@@ -115,14 +119,14 @@ def open_run(cfg, config_text: str, out: Path | None, force: bool, template, cha
     return path, restored, data
 
 
-def join_run(cfg: Config, config_text: str, out: Path | None, force: bool, state: VMCState, chash: str, reporter):
+def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash: str, reporter):
     """Process 0 opens or resumes the run directory; every process receives the decision.
     Returns (path (None off the lead), state: the checkpoint's on resume, else ``state``)."""
     lead = dist.is_lead()
     path, restored, ckpt, failure = None, None, None, ""
     if lead:
         try:
-            path, restored, ckpt = open_run(cfg, config_text, out, force, state, chash, reporter)
+            path, restored, ckpt = open_run(cfg, out, force, state, chash, reporter)
         except RunDirError as exc:
             failure = str(exc)
     failure = dist.broadcast_text(failure)
@@ -136,12 +140,16 @@ def join_run(cfg: Config, config_text: str, out: Path | None, force: bool, state
             rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
             reporter.resumed(path, int(state.step), cfg.train.n_iter)
         else:
-            (path / "config.toml").write_text(config_text)
             (path / "metrics.jsonl").write_text("")
     return path, state
 
 
-def write_run_files(path: Path, resolved: dict, argv: list[str], seed: int, n_params: int, chash: str) -> None:
+def write_run_files(path: Path, config_files: dict[str, str], resolved: dict, argv: list[str], seed: int, n_params: int, chash: str) -> None:
+    """The run's description, rewritten at every start: the config files (``{name: text}``:
+    config.toml, the effective config, and config.given.toml, the file as given), resolved.json
+    and meta.json."""
+    for name, text in config_files.items():
+        atomic_write_bytes(path / name, text.encode())
     atomic_write_json(path / "resolved.json", resolved)
     meta = rd.meta(argv, seed)
     meta.update(n_params=n_params, config_hash=chash, n_processes=dist.process_count())
@@ -159,6 +167,7 @@ class StepLog:
         self.compile_s: float | None = None
         self.iter_times: list[float] = []
         self.last_saved = step
+        self.compiled = compile_seconds()
 
     def checkpoint(self, state: VMCState, final: bool = False) -> None:
         host = dist.to_host(state)  # a collective when the chains span processes
@@ -170,7 +179,9 @@ class StepLog:
             self.compile_s = rec.wall_s
         else:
             self.iter_times.append(rec.wall_s)
-        self.stop.last_step_s = rec.wall_s
+        compiled, self.compiled = self.compiled, compile_seconds()
+        step_s = max(rec.wall_s - (self.compiled - compiled), 0.0)  # this iteration without compilation
+        self.stop.last_step_s = step_s
         row = {"step": rec.step, **{k: rec.stats[k] for k in METRIC_KEYS}, "wall_s": rec.wall_s}
         row.update({k: v for k, v in rec.stats.items() if k not in row})
         row["learning_rate"] = self.learning_rate * rec.stats["step_scale"]
@@ -181,11 +192,12 @@ class StepLog:
         if rec.step % self.every == 0:
             self.checkpoint(new_state)
             self.last_saved = rec.step
-        self.reporter.step(row, self.exact)
+        self.reporter.step(row, self.exact, step_s)
 
 
-def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False, max_time_s: float | None = None) -> TrainOutcome:
-    """Train ``cfg``. In a multi-process run every process calls this; only process 0 (the
+def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False, max_time_s: float | None = None) -> TrainOutcome:
+    """Train ``cfg``; ``config_files``: {file name: text} written into the run directory
+    (config.toml, config.given.toml). In a multi-process run every process calls this; only process 0 (the
     lead) touches the run directory, and the others receive its decisions by broadcast."""
     start_wall = time.monotonic()
     lead = dist.is_lead()
@@ -198,9 +210,13 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
     training = build_training(cfg, problem)
     state = training.init_state(cfg.seed)
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-    path, state = join_run(cfg, config_text, out, force, state, chash, reporter)
+    path, state = join_run(cfg, out, force, state, chash, reporter)
+    finished = finished_result(path, int(state.step), cfg.train.n_iter) if lead else None
+    if dist.broadcast_json((finished is not None) if lead else None):
+        # nothing to train: the finished run's files stay exactly as they are
+        return TrainOutcome(run_dir=path, status="completed", result=finished or {"status": "completed"}, notes=list(cfg.notes))
     if lead:
-        write_run_files(path, resolved, argv, cfg.seed, n_params, chash)
+        write_run_files(path, config_files, resolved, argv, cfg.seed, n_params, chash)
     state = place_state(state)
 
     exact, source = reference_energy(cfg, problem) if lead else (None, None)
@@ -219,7 +235,9 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
             )
     except RunError as exc:
         if lead:
+            kept = what_is_kept(path)
             write_result(path, cfg, exc.status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=str(exc))
+            raise type(exc)(f"{exc}; {kept}") from None
         raise
     if int(state.step) != log.last_saved or status == "completed":
         log.checkpoint(state, final=status == "completed")
@@ -233,6 +251,26 @@ def train(cfg: Config, config_text: str, *, out: Path | None, n_iter: int | None
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
+
+
+def finished_result(path: Path, step: int, n_iter: int) -> dict | None:
+    """The result.json of a run already completed at ``step`` >= ``n_iter``, else None."""
+    result_path = path / "result.json"
+    if step < n_iter or not result_path.exists():
+        return None
+    try:
+        result = read_json(result_path)
+    except RunDirError:
+        return None
+    return result if result.get("status") == "completed" and result.get("n_iter") == step else None
+
+
+def what_is_kept(path: Path) -> str:
+    """What a failed run leaves behind, in words: its newest checkpoint and metrics rows."""
+    checkpoints = ck.list_checkpoints(path)
+    rows = len(rd.read_metrics(path / "metrics.jsonl"))
+    where = f"the newest checkpoint is {checkpoints[0]}" if checkpoints else "no checkpoint was written yet"
+    return f"{where}; metrics.jsonl holds {rows} iterations"
 
 
 def write_observables(path: Path | None, training: Training, state: VMCState, cfg: Config) -> None:
@@ -299,6 +337,11 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
             "final_samples": final["n_samples"],
             **trajectory,
         }
+    if status in FAILED:
+        # a diverged or dead run has no energy to report: the trajectory's numbers belong to a
+        # state that was going wrong (kept under trajectory_* for the post-mortem)
+        est = {"energy": None, "energy_error": None, "variance": None, "estimate": None,
+               **{f"trajectory_{k}": v for k, v in est.items() if k != "estimate"}}
     result = {
         "status": status,
         **est,

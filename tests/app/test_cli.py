@@ -48,7 +48,10 @@ def test_train_writes_the_run_directory(tiny_run):
     assert result.exit_code == 0, result.output
     for name in ("config.toml", "resolved.json", "meta.json", "metrics.jsonl", "result.json"):
         assert (out / name).exists(), name
-    assert (out / "config.toml").read_text() == TINY_BH
+    assert (out / "config.given.toml").read_text() == TINY_BH
+    import tomllib
+
+    assert tomllib.loads((out / "config.toml").read_text()) == tomllib.loads(TINY_BH)  # no overrides: the same config
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 41))
     for key in ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "wall_s"):
