@@ -285,3 +285,12 @@ def test_version_and_flags_without_a_type():
     res = runner.invoke(app, ["train", "--help"])
     quiet = next(ln for ln in res.output.splitlines() if "--quiet" in ln)
     assert "<bool>" not in quiet
+
+
+def test_evaluate_with_defaults_is_at_least_as_precise_as_the_training_estimate(finished):
+    _, run = finished
+    res = runner.invoke(app, ["evaluate", str(run)])
+    assert res.exit_code == 0, res.output
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    result = json.loads((run / "result.json").read_text())
+    assert evaluation["energy_error"] <= result["trajectory_energy_error"]
