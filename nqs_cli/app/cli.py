@@ -1,6 +1,7 @@
 """The `nqs` command line: the only module that reads argv, prints and exits.
 
-Exit codes: 0 success; 1 run failed; 2 bad input; 75 stopped by --max-time (checkpoint
+Exit codes: 0 success; 1 run failed; 2 bad input; 74 the run directory could not be written
+(full disk, read-only; nothing written before is lost); 75 stopped by --max-time (checkpoint
 written; rerun to continue); 130 interrupted (checkpoint written).
 """
 
@@ -11,6 +12,11 @@ import os
 # One BLAS thread: jaxlib's CPU Cholesky calls OpenBLAS, whose threads otherwise fight XLA's
 # own thread pool (a 1008² factorisation then varies from 0.03 to 0.8 s on 2 cores).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# A closed stdout or stderr (`nqs … >&-`) is a place where output goes nowhere, not a crash.
+for _name in ("stdout", "stderr"):
+    if getattr(__import__("sys"), _name) is None:
+        setattr(__import__("sys"), _name, open(os.devnull, "w"))
 
 import copy  # noqa: E402
 import json  # noqa: E402
@@ -26,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nqs_cli import config as config_mod
+from nqs_cli.app.render import StreamConsole
 from nqs_cli.config import ConfigError
 from typer.core import TyperGroup
 from typer.exceptions import Abort, TyperException
@@ -73,10 +80,12 @@ def _options(version: bool = typer.Option(False, "--version", metavar="", is_eag
 
 
 # Piped output keeps wide tables on one line per row (no 80-column wrapping).
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = StreamConsole(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = StreamConsole(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
+EXIT_IO = 74  # EX_IOERR: the run directory could not be written (full disk, read-only, …)
 EXIT_MAX_TIME = 75  # EX_TEMPFAIL: "try again", so batch scripts can requeue the same command
+ForceSizeOption = typer.Option(False, "--force-size", metavar="", help="Skip the memory and work estimate that refuses configs too large for this machine.")
 SetOption = typer.Option(None, "--set", help="Override a config key, e.g. --set sampler.n_chains=32 (value parsed as TOML).")
 
 
@@ -98,9 +107,22 @@ def setup_jax(cfg) -> None:
     jax.config.update("jax_enable_x64", cfg.dtype == "float64")
 
 
-def build(cfg):
+def check_size(cfg, force_size: bool = False) -> None:
+    """Refuse, before any allocation, a config this machine cannot run (one line naming the key)."""
+    from nqs_cli.setup.cost import TooLarge, check_cost
+
+    if force_size:
+        return
+    try:
+        check_cost(cfg)
+    except TooLarge as exc:
+        fail(f"{cfg.source}: {exc}")
+
+
+def build(cfg, force_size: bool = False):
     from nqs_cli.setup import build_problem
 
+    check_size(cfg, force_size)
     try:
         return build_problem(cfg)
     except ValueError as exc:
@@ -111,13 +133,19 @@ def build(cfg):
 
 
 @app.command()
-def validate(config: Path = typer.Argument(..., help="TOML config file"), set_: Optional[List[str]] = SetOption):
+def validate(config: Path = typer.Argument(..., help="TOML config file"), set_: Optional[List[str]] = SetOption, force_size: bool = ForceSizeOption):
     """Parse, check and build a config; print the resolved values and where each comes from (no training)."""
     cfg = load_config(config, set_)
     setup_jax(cfg)
-    problem = build(cfg)
+    problem = build(cfg, force_size)
+    from nqs_cli.setup import build_training
+
+    try:
+        training = build_training(cfg, problem)
+    except ValueError as exc:
+        fail(f"{config}: {exc}")
     flat = config_mod.flatten(config_mod.to_dict(cfg))
-    automatic = automatic_values(cfg, problem)
+    automatic = automatic_values(cfg, training)
     table = Table(title=f"{config}: {problem.description}", title_justify="left")
     table.add_column("key")
     table.add_column("value")
@@ -137,7 +165,7 @@ def validate(config: Path = typer.Argument(..., help="TOML config file"), set_: 
     out.print("config OK")
 
 
-def automatic_values(cfg, problem) -> dict:
+def automatic_values(cfg, training) -> dict:
     """{key: (value, reason)} for the keys whose value was chosen from the rest of the config."""
     from nqs_cli.config.reference import section_docs
     from nqs_cli.config.schema import SECTIONS, SUBSECTIONS
@@ -151,9 +179,7 @@ def automatic_values(cfg, problem) -> dict:
 
         found["hamiltonian.sign_rule"] = automatic_sign_rule(cfg)
     if cfg.optimizer.sr is not None:
-        from nqs_cli.setup import build_training
-
-        plan = build_training(cfg, problem).sr_plan
+        plan = training.sr_plan
         if "optimizer.sr.mode" not in cfg.explicit and cfg.optimizer.sr.mode == "auto":
             found["optimizer.sr.mode"] = (plan.form, "chosen from n_samples and the parameter count")
         if "optimizer.sr.solver" not in cfg.explicit and cfg.optimizer.sr.solver == "auto":
@@ -194,6 +220,7 @@ def train(
     max_time: Optional[str] = typer.Option(None, "--max-time", help="Stop cleanly before this wall time (e.g. 90s, 30m, 2h)."),
     coordinator: Optional[str] = typer.Option(None, "--coordinator", help="Multi-process run: host:port of process 0 (sets distributed.coordinator)."),
     num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-process run: number of processes (distributed.num_processes)."),
+    force_size: bool = ForceSizeOption,
     process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-process run: this process's rank, 0 writes the run directory (distributed.process_id)."),
 ):
     """Train a variational state; write the run directory; print the final energy."""
@@ -207,6 +234,7 @@ def train(
     overrides = list(set_ or []) + [f"distributed.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     cfg = load_config(config, overrides)
     max_time_s = parse_duration(max_time) if max_time else None
+    check_size(cfg, force_size)
     setup_jax(cfg)
     try:
         distributed.initialize(cfg.distributed)
@@ -236,6 +264,11 @@ def train(
     except ValueError as exc:
         reporter.close()
         fail(f"{config}: {exc}")
+    except OSError as exc:  # a full disk, a read-only or vanished run directory: nothing written is lost
+        reporter.close()
+        where = exc.filename or out_dir or "the run directory"
+        fail(f"{where}: {exc.strerror or exc}; files written before are intact (the newest checkpoint resumes): "
+             "rerun the same command once this is fixed", code=EXIT_IO)
     if distributed.is_lead():
         reporter.summary(outcome)
     if outcome.status != "interrupted":
@@ -422,6 +455,20 @@ def main():
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        # the reader of our output went away (`nqs report | head -1`): everything is written,
+        # stop quietly, without a second error when Python flushes the dead stream at exit
+        quiet_dead_streams()
+        sys.exit(0)
+
+
+def quiet_dead_streams() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

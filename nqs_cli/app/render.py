@@ -65,6 +65,51 @@ def runs_table(rows: list[dict]) -> Table:
     return table
 
 
+class StreamConsole(Console):
+    """A rich Console whose broken pipe is an exception the caller decides about (rich's own
+    handling exits the process with status 1, which would stop a training run)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError("the reader of this stream went away")
+
+
+def guarded(method):
+    """A reporter method that never stops training: when its stream is closed or its reader
+    gone (a broken pipe), progress goes quiet and the run goes on writing its files."""
+
+    def wrapper(self, *args, **kwargs):
+        if self.dead:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, ValueError) as exc:  # ValueError: "I/O operation on closed file"
+            if isinstance(exc, ValueError) and "closed" not in str(exc):
+                raise
+            self.dead = True
+            self.quiet = True
+            self.live = None
+            _silence_stdio()
+            return None
+
+    return wrapper
+
+
+def _silence_stdio() -> None:
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 class TrainReporter:
     """Receives events from runner.train and renders them."""
 
@@ -74,15 +119,19 @@ class TrainReporter:
         self.n_iter = 0
         self.t_last = None
         self.every = 1
+        self.dead = False
 
+    @guarded
     def warn(self, msg: str) -> None:
         self.err.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
 
+    @guarded
     def config_diff(self, diff) -> None:
         self.err.print("config differs from the stored run:", highlight=False)
         for key, old, new in diff:
             self.err.print(f"  {key}: {old!r} -> {new!r}", highlight=False)
 
+    @guarded
     def resumed(self, path, step: int, n_iter: int) -> None:
         if step >= n_iter:
             self.err.print(
@@ -92,6 +141,7 @@ class TrainReporter:
         else:
             self.err.print(f"resuming {path} from step {step} (target {n_iter})", highlight=False)
 
+    @guarded
     def start(self, cfg, problem, path, n_params: int, exact) -> None:
         self.n_iter = cfg.train.n_iter
         self.every = max(1, self.n_iter // 20)
@@ -127,6 +177,7 @@ class TrainReporter:
         parts.append(f"ETA {fmt_seconds(remaining)}")
         return "  ".join(parts)
 
+    @guarded
     def step(self, row: dict, exact, step_s: float | None = None) -> None:
         if self.quiet:
             return
@@ -136,11 +187,13 @@ class TrainReporter:
         elif row["step"] % self.every == 0 or row["step"] == self.n_iter:
             self.err.print(text, highlight=False, soft_wrap=True)
 
+    @guarded
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
 
+    @guarded
     def summary(self, outcome) -> None:
         self.close()
         r = outcome.result

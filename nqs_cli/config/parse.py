@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import sys
 from pathlib import Path
@@ -148,7 +149,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text}: expected KEY=VALUE with a dotted key")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = raw.strip()
     return key.split("."), value
 
@@ -165,17 +166,34 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; anything near this is not one
+
+
 def read_toml(path: Path) -> dict:
+    """The TOML table in ``path``: a regular file of at most 1 MiB (UTF-8, a byte-order mark
+    allowed); every failure is a ConfigError naming the file."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        if not path.exists():
+            raise ConfigError(f"{path}: no such config file")
+        if not path.is_file():
+            raise ConfigError(f"{path}: not a regular file (a config is a TOML file)")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a config (at most {MAX_CONFIG_BYTES})")
+        text = path.read_bytes().decode("utf-8")
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.__class__.__name__})") from None
+    return loads_toml(text.removeprefix("\ufeff"), str(path))
+
+
+def loads_toml(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{source}: invalid TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
 
 
 def effective_toml(path: str | Path, overrides: list[str], n_iter: int | None, name: str) -> str:
@@ -213,6 +231,9 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
     for k in raw:
         if k not in SECTIONS and k not in TOP_KEYS:
             p.unknown(k, k, list(SECTIONS) + list(TOP_KEYS))
+        elif k in SECTIONS and not isinstance(raw[k], dict):
+            shape = "an array of tables [[" + k + "]]" if isinstance(raw[k], list) else _show(raw[k])
+            p.fail(k, f"expected a table [{k}], got {shape}")
     top = _top_keys(p, raw)
     sections = _system_sections(p, raw)
     for name in ("model", "sampler", "optimizer", "train", "distributed"):
@@ -228,6 +249,10 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
     return resolve(cfg, p)
 
 
+MAX_SEED = 2**62  # derived seeds (seed + small offsets) stay within 64 bits
+MAX_NAME = 100  # the run directory adds a 17-character timestamp; file names end at 255 bytes
+
+
 def _top_keys(p: _Parser, raw: dict) -> dict[str, Any]:
     """name, seed, dtype: checked."""
     top: dict[str, Any] = {}
@@ -235,12 +260,13 @@ def _top_keys(p: _Parser, raw: dict) -> dict[str, Any]:
         if k in raw:
             top[k] = p.coerce(k, raw[k], tp.__name__)
             p.explicit.add(k)
-    if "seed" in top and top["seed"] < 0:
-        p.fail("seed", f"expected an integer >= 0, got {top['seed']}")
+    if "seed" in top and not 0 <= top["seed"] <= MAX_SEED:
+        p.fail("seed", f"expected an integer between 0 and {MAX_SEED} (2^62), got {top['seed']}")
     if top.get("dtype", "float64") not in ("float64", "float32"):
         p.fail("dtype", f'expected one of "float64", "float32", got {_show(top["dtype"])}')
-    if "name" in top and (not top["name"] or "/" in top["name"]):
-        p.fail("name", f"expected a non-empty name without '/', got {_show(top['name'])}")
+    name = top.get("name")
+    if name is not None and (not name or "/" in name or not name.isprintable() or len(name) > MAX_NAME or name in (".", "..")):
+        p.fail("name", f"expected a name of 1 to {MAX_NAME} printable characters without '/', got {json.dumps(name)[:60]}")
     return top
 
 

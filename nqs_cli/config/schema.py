@@ -45,9 +45,31 @@ def one_of(*choices):
     return check
 
 
+PHYSICAL_LIMIT = 1e6  # couplings, lengths, masses: beyond this float64 arithmetic overflows in ψ or E_loc
+
+
+def magnitude(v):
+    return None if abs(v) <= PHYSICAL_LIMIT else f"a number with |value| <= {PHYSICAL_LIMIT:g}"
+
+
+def positive_scale(v):
+    return None if 0 < v <= PHYSICAL_LIMIT else f"> 0 and <= {PHYSICAL_LIMIT:g}"
+
+
+def scale_or_zero(v):
+    return None if v == 0 or 1e-6 <= v <= PHYSICAL_LIMIT else f"0 or between 1e-06 and {PHYSICAL_LIMIT:g}"
+
+
+MAX_WIDTH, MAX_LAYERS = 65536, 1000
+
+
 def all_positive(v):
     vals = v if isinstance(v, tuple) else (v,)
-    return None if all(x > 0 for x in vals) else "positive integers"
+    return None if all(0 < x <= MAX_WIDTH for x in vals) and len(vals) <= MAX_LAYERS else f"positive integers <= {MAX_WIDTH} (at most {MAX_LAYERS})"
+
+
+def layer_count(v):
+    return None if 1 <= v <= MAX_LAYERS else f">= 1 and <= {MAX_LAYERS}"
 
 
 # --------------------------------------------------------------------------- sections
@@ -81,43 +103,43 @@ class HilbertConfig:
 class SpaceConfig:
     n_particles: int = opt(None, at_least(1), doc="Number of bosons N in continuous space. Required.")
     dims: int = opt(1, at_least(1), doc="Spatial dimensions D; a configuration holds N × D coordinates.")
-    extent: float | tuple[float, ...] = opt(0.0, lambda v: None if all(x >= 0 for x in (v if isinstance(v, tuple) else (v,))) else ">= 0", doc="Side length of a periodic box (one number for every dimension, or one per dimension); 0 = open space, which needs a trap (`hamiltonian.trap_omega` > 0).")
-    mass: float = opt(1.0, positive, doc="Particle mass m in the kinetic term −1/(2m) Σ_i ∇_i² (ħ = 1).")
+    extent: float | tuple[float, ...] = opt(0.0, lambda v: next(filter(None, map(scale_or_zero, v if isinstance(v, tuple) else (v,))), None), doc="Side length of a periodic box (one number for every dimension, or one per dimension); 0 = open space, which needs a trap (`hamiltonian.trap_omega` > 0).")
+    mass: float = opt(1.0, lambda v: None if 1e-6 <= v <= PHYSICAL_LIMIT else f"between 1e-06 and {PHYSICAL_LIMIT:g}", doc="Particle mass m in the kinetic term −1/(2m) Σ_i ∇_i² (ħ = 1).")
 
 
 @dataclass(frozen=True)
 class PairConfig:
     kind: str = opt("gaussian", one_of(*PAIR_KINDS), doc="Pair potential v(r): `gaussian` g·exp(−r²/2σ²); `lennard-jones` 4ε[(σ/r)¹² − (σ/r)⁶]; `aziz` the HFDHE2 helium potential in kelvin with r in ångström (set `space.mass` = 1/12.1194 for ⁴He).")
-    g: float = opt(1.0, kinds=("gaussian",), doc="Strength g of the Gaussian pair potential g·exp(−r²/2σ²) (energy units; > 0 repulsive).")
-    sigma: float = opt(1.0, positive, kinds=("gaussian", "lennard-jones"), doc="Range σ of the pair potential (length units).")
-    epsilon: float = opt(1.0, positive, kinds=("lennard-jones",), doc="Depth ε of the Lennard-Jones well (energy units).")
-    cutoff: float | None = opt(None, positive, doc="Cut-off radius r_c: v(r) for r < r_c, 0 beyond (truncated, not shifted).", auto="half the smallest side in a periodic box (the minimum image is unambiguous up to there); none in open space")
+    g: float = opt(1.0, magnitude, kinds=("gaussian",), doc="Strength g of the Gaussian pair potential g·exp(−r²/2σ²) (energy units; > 0 repulsive).")
+    sigma: float = opt(1.0, positive_scale, kinds=("gaussian", "lennard-jones"), doc="Range σ of the pair potential (length units).")
+    epsilon: float = opt(1.0, positive_scale, kinds=("lennard-jones",), doc="Depth ε of the Lennard-Jones well (energy units).")
+    cutoff: float | None = opt(None, positive_scale, doc="Cut-off radius r_c: v(r) for r < r_c, 0 beyond (truncated, not shifted).", auto="half the smallest side in a periodic box (the minimum image is unambiguous up to there); none in open space")
 
 
 @dataclass(frozen=True)
 class HamiltonianConfig:
     kind: str = opt(None, one_of(*HAMILTONIAN_KINDS), doc="`bose-hubbard` (with `fock`), `heisenberg` (with `spin`), `continuous` (with `[space]`); the formulas head this page. Required.")
-    J: float = opt(1.0, kinds=("bose-hubbard", "heisenberg"), doc="Bose-Hubbard: hopping, −J Σ_⟨ij⟩ (b†_i b_j + h.c.). Heisenberg: exchange, J Σ_⟨ij⟩ S_i·S_j (J > 0 antiferromagnetic).")
-    U: float = opt(4.0, kinds=("bose-hubbard",), doc="On-site interaction, + U/2 Σ_i n_i (n_i − 1).")
-    V: float = opt(0.0, kinds=("bose-hubbard",), doc="Nearest-neighbour interaction, + V Σ_⟨ij⟩ n_i n_j.")
-    mu: float = opt(0.0, kinds=("bose-hubbard",), doc="Chemical potential, − μ Σ_i n_i.")
-    beta: float = opt(0.0, kinds=("heisenberg",), doc="Biquadratic term: + J β Σ_⟨ij⟩ (S_i·S_j)² (s = 1, β = 1/3: the AKLT point up to a constant).")
+    J: float = opt(1.0, magnitude, kinds=("bose-hubbard", "heisenberg"), doc="Bose-Hubbard: hopping, −J Σ_⟨ij⟩ (b†_i b_j + h.c.). Heisenberg: exchange, J Σ_⟨ij⟩ S_i·S_j (J > 0 antiferromagnetic).")
+    U: float = opt(4.0, magnitude, kinds=("bose-hubbard",), doc="On-site interaction, + U/2 Σ_i n_i (n_i − 1).")
+    V: float = opt(0.0, magnitude, kinds=("bose-hubbard",), doc="Nearest-neighbour interaction, + V Σ_⟨ij⟩ n_i n_j.")
+    mu: float = opt(0.0, magnitude, kinds=("bose-hubbard",), doc="Chemical potential, − μ Σ_i n_i.")
+    beta: float = opt(0.0, magnitude, kinds=("heisenberg",), doc="Biquadratic term: + J β Σ_⟨ij⟩ (S_i·S_j)² (s = 1, β = 1/3: the AKLT point up to a constant).")
     sign_rule: bool | None = opt(None, kinds=("heisenberg",), doc="Marshall sign rule: rotate one sublattice by π about z, so the antiferromagnet's ground state is positive (the spectrum is unchanged). Needs a bipartite lattice.", auto="true on a bipartite lattice (open, or periodic with even L) with J > 0, else false")
-    trap_omega: float = opt(0.0, non_negative, kinds=("continuous",), doc="Harmonic trap frequency ω: + ½ m ω² Σ_i |x_i|² (0: no trap; open space needs one).")
+    trap_omega: float = opt(0.0, lambda v: None if 0 <= v <= PHYSICAL_LIMIT else f">= 0 and <= {PHYSICAL_LIMIT:g}", kinds=("continuous",), doc="Harmonic trap frequency ω: + ½ m ω² Σ_i |x_i|² (0: no trap; open space needs one).")
     pair: PairConfig | None = opt(None, kinds=("continuous",), doc="Optional pair potential + Σ_{i<j} v(|x_i − x_j|) (minimum image in a box): a `[hamiltonian.pair]` table.")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = opt(None, one_of(*MODEL_KINDS), doc="Variational state (NetKet 3.23 semantics and parameter names): `rbm-multival` (lattices), `deepsets` (particles in a trap), `deepsets-reldist` (particles in a periodic box).", auto="rbm-multival on a lattice, deepsets in open space, deepsets-reldist in a periodic box")
-    alpha: float = opt(1.0, positive, kinds=("rbm-multival",), doc="Hidden-unit density: int(alpha × N × d) hidden units for N sites of local dimension d (alpha multiplies the one-hot input width, as in NetKet). log ψ(x) = Σ_j log cosh(Σ_k W_kj v_k + b_j) + Σ_k a_k v_k with v = one_hot(x).")
+    alpha: float = opt(1.0, lambda v: None if 0 < v <= 1e3 else "> 0 and <= 1e+03", kinds=("rbm-multival",), doc="Hidden-unit density: int(alpha × N × d) hidden units for N sites of local dimension d (alpha multiplies the one-hot input width, as in NetKet). log ψ(x) = Σ_j log cosh(Σ_k W_kj v_k + b_j) + Σ_k a_k v_k with v = one_hot(x).")
     use_hidden_bias: bool = opt(True, kinds=("rbm-multival",), doc="Hidden biases b_j.")
     use_visible_bias: bool = opt(True, kinds=("rbm-multival",), doc="Visible biases a_k.")
     param_dtype: str = opt("float64", one_of("float64", "float32"), doc="Dtype of the parameters (the computation follows the top-level `dtype`).")
     features_phi: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"), doc="Widths of φ, the per-particle (deepsets) or per-pair (deepsets-reldist) network of log ψ = ρ(Σ φ(·)): a list gives each layer, an integer every one of `layers_phi` layers.", auto="[16, 16] for deepsets, 16 for deepsets-reldist")
     features_rho: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"), doc="Widths of ρ, applied to the pooled sum; a final width-1 layer is appended (log ψ is its output).", auto="[16] for deepsets, 16 for deepsets-reldist")
-    layers_phi: int = opt(2, at_least(1), kinds=("deepsets-reldist",), doc="Layers of φ when `features_phi` is an integer.")
-    layers_rho: int = opt(2, at_least(1), kinds=("deepsets-reldist",), doc="Layers of ρ when `features_rho` is an integer.")
+    layers_phi: int = opt(2, layer_count, kinds=("deepsets-reldist",), doc="Layers of φ when `features_phi` is an integer.")
+    layers_rho: int = opt(2, layer_count, kinds=("deepsets-reldist",), doc="Layers of ρ when `features_rho` is an integer.")
     activation: str = opt("gelu", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"), doc="Activation of the hidden layers (gelu: the tanh approximation, as jax.nn.gelu).")
     output_activation: str = opt("none", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"), doc="Activation of ρ's output layer.")
     use_bias: bool = opt(True, kinds=("deepsets", "deepsets-reldist"), doc="Biases in the dense layers.")
@@ -132,13 +154,13 @@ class SamplerConfig:
     n_samples: int = opt(1008, at_least(1), doc="Samples per iteration, all chains together (rounded up to a multiple of n_chains).")
     n_discard_per_chain: int = opt(10, non_negative, doc="Thermalisation sweeps per chain at each iteration, before samples are kept.")
     sweep_size: int | None = opt(None, at_least(1), doc="Metropolis moves per sweep (between two kept samples).", auto="the number of sites, or of particles")
-    sigma: float | None = opt(None, positive, kinds=("metropolis-gaussian",), doc="Starting width of the Gaussian moves (length units); it adapts during thermalisation towards `target_acceptance`.", auto="0.5/√(ω m) in a trap, extent/20 in a box")
+    sigma: float | None = opt(None, positive_scale, kinds=("metropolis-gaussian",), doc="Starting width of the Gaussian moves (length units); it adapts during thermalisation towards `target_acceptance`.", auto="0.5/√(ω m) in a trap, extent/20 in a box")
     target_acceptance: float | None = opt(None, lambda v: None if 0 <= v < 1 else "between 0 (no adaptation) and 1", kinds=("metropolis-gaussian",), doc="Acceptance towards which each chain's Gaussian width adapts during the thermalisation sweeps (fixed while samples are kept); 0 keeps `sigma` fixed.", auto="0.5")
 
 
 @dataclass(frozen=True)
 class SRConfig:
-    diag_shift: float = opt(None, positive, doc="Diagonal shift ε of the SR solve (S + ε·1) δ = F, reached after the decay from `diag_shift_start`.", auto="0.01 on lattices and in periodic boxes, 0.001 in traps")
+    diag_shift: float = opt(None, positive_scale, doc="Diagonal shift ε of the SR solve (S + ε·1) δ = F, reached after the decay from `diag_shift_start`.", auto="0.001 on lattices and in traps, 0.01 in periodic boxes")
     solver: str = opt("auto", one_of("cholesky", "cg", "auto"), doc="Linear solver of the SR system: Cholesky, conjugate gradients, or chosen from the sizes (`nqs validate` shows the choice).")
     mode: str = opt("auto", one_of("auto", "S", "minsr"), doc="Space of the SR solve: `S` (n_params × n_params), `minsr` (n_samples × n_samples, the same update by the push-through identity), `auto` (the smaller).")
     tol: float = opt(1e-5, lambda v: None if 0 < v < 1 else "between 0 and 1", doc="Relative residual at which conjugate gradients stop.")
@@ -149,7 +171,7 @@ class SRConfig:
 @dataclass(frozen=True)
 class OptimizerConfig:
     kind: str = opt("sgd", one_of("sgd", "adam"), doc="optax optimiser applied to the (SR-preconditioned) gradient δ: θ ← θ − η·δ for sgd.")
-    learning_rate: float = opt(None, positive, doc="Learning rate η (reached after the warm-up; `metrics.jsonl` records the effective one).", auto="sgd: 0.02 on lattices and in periodic boxes, 0.05 in traps; adam: 0.002")
+    learning_rate: float = opt(None, positive_scale, doc="Learning rate η (reached after the warm-up; `metrics.jsonl` records the effective one).", auto="sgd: 0.02 on lattices and in periodic boxes, 0.05 in traps; adam: 0.002")
     sr: SRConfig | None = opt(SRConfig(), doc="Stochastic reconfiguration (natural gradient): a `[optimizer.sr]` table; on by default, `sr = false` turns it off.")
     warmup: int = opt(None, non_negative, doc="Iterations of linear learning-rate warm-up from η/warmup to η (0: none).", auto="10")
     trust_region: float = opt(None, non_negative, doc="Bound on the squared Fubini–Study length ΔθᵀSΔθ of each update; a longer update is scaled down to it (0: none).", auto="0.05")
@@ -163,7 +185,7 @@ class TrainConfig:
     nonfinite_patience: int = opt(5, at_least(1), doc="`revert`: retries in a row before giving up.")
     final_window: int = opt(50, at_least(1), doc="The trajectory estimate averages the last min(final_window, n_iter/5) iterations.")
     exact_energy: bool = opt(True, doc="Compute the exact ground-state energy (Lanczos up to 200 000 states, or a closed form) for the relative error.")
-    reference_energy: float | None = opt(None, doc="A known ground-state energy (DMRG, literature) for the relative error where exact diagonalisation cannot reach.")
+    reference_energy: float | None = opt(None, lambda v: None if abs(v) <= 1e15 else "a number with |value| <= 1e+15", doc="A known ground-state energy (DMRG, literature) for the relative error where exact diagonalisation cannot reach.")
     chunk_size: int | None = opt(None, at_least(1), doc="Samples per chunk of the local-energy and Jacobian evaluation (bounds memory).", auto="all samples at once (RBM local energies in blocks of about 2^18 values)")
     spike_factor: float = opt(10.0, lambda v: None if v > 1 else "> 1", doc="A step whose E_loc variance exceeds this × the median of the last 20, or whose energy is this many error bars above their median, is a spike.")
     spike_retries: int = opt(3, non_negative, doc="A spike redoes the update before it with half the step, up to this many times (0: off).")

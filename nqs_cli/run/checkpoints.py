@@ -6,14 +6,16 @@ with the problem's config hash; the newest few are kept (and the final one). No 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import jax
+import numpy as np
 from flax import serialization
 
 from nqs_cli.run.files import RunDirError, atomic_write_bytes
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the state as msgpack bytes with their SHA-256; 1 (read only): the state inline
 KEEP_CHECKPOINTS = 3
 
 
@@ -22,27 +24,30 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 
 def save_checkpoint(run_dir: Path, state, config_hash: str, final: bool = False) -> Path:
-    """Write the full VMC state atomically; keep the newest few (and any marked final)."""
+    """Write the full VMC state atomically with a checksum; keep the newest few (and any
+    marked final)."""
     folder = run_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     step = int(state.step)
+    body = serialization.msgpack_serialize(serialization.to_state_dict(state))
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config_hash": config_hash,
         "step": step,
-        "state": serialization.to_state_dict(state),
+        "state": body,
+        "sha256": hashlib.sha256(body).hexdigest(),
     }
     path = checkpoint_path(run_dir, step)
     atomic_write_bytes(path, serialization.msgpack_serialize(payload))
     if final:
-        (folder / "final").write_text(path.name + "\n")
+        atomic_write_bytes(folder / "final", (path.name + "\n").encode())
     _prune(folder)
     return path
 
 
 def _prune(folder: Path) -> None:
-    final = (folder / "final").read_text().strip() if (folder / "final").exists() else None
-    files = sorted(folder.glob("step_*.msgpack"))
+    final = (folder / "final").read_text().strip() if (folder / "final").is_file() else None
+    files = sorted(p for p in folder.glob("step_*.msgpack") if p.is_file())
     for old in files[:-KEEP_CHECKPOINTS]:
         if old.name != final:
             old.unlink(missing_ok=True)
@@ -57,37 +62,73 @@ def load_checkpoint(path: Path, template, config_hash: str | None):
     return restore_checkpoint(path.read_bytes(), template, config_hash, str(path))
 
 
+class ForeignCheckpoint(RunDirError):
+    """A readable checkpoint of another problem (its config hash differs)."""
+
+
 def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str):
-    """The state in checkpoint bytes ``data`` (read from ``name``), shaped like ``template``."""
+    """The state in checkpoint bytes ``data`` (read from ``name``), shaped like ``template``:
+    checksum, step, tree structure, shapes, dtypes and finiteness are checked; RunDirError
+    (ForeignCheckpoint for another problem's) names what is wrong."""
     try:
         payload = serialization.msgpack_restore(data)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise RunDirError(f"{name}: corrupt checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
-        raise RunDirError(f"{name}: not an nqs checkpoint (format {payload.get('format') if isinstance(payload, dict) else '?'})")
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt not in (1, CHECKPOINT_FORMAT) or "state" not in payload:
+        raise RunDirError(f"{name}: not an nqs checkpoint (format {fmt if fmt is not None else '?'})")
     if config_hash is not None and payload.get("config_hash") != config_hash:
-        raise RunDirError(f"{name}: checkpoint belongs to a different problem (config hash differs)")
+        raise ForeignCheckpoint(f"{name}: checkpoint belongs to a different problem (config hash differs)")
     state = payload["state"]
+    if fmt == 2:
+        if not isinstance(state, bytes) or hashlib.sha256(state).hexdigest() != payload.get("sha256"):
+            raise RunDirError(f"{name}: corrupt checkpoint (checksum mismatch)")
+        try:
+            state = serialization.msgpack_restore(state)
+        except Exception as exc:
+            raise RunDirError(f"{name}: corrupt checkpoint ({exc.__class__.__name__})") from None
     chains = state.get("chains") if isinstance(state, dict) else None
     if isinstance(chains, dict) and "width" not in chains and "x" in chains:
         # written before the chains carried their proposal width: start it at 1
         chains["width"] = serialization.to_state_dict(template.chains)["width"]
     try:
-        return jax.device_put(serialization.from_state_dict(template, state))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({exc})") from None
+        restored = serialization.from_state_dict(template, state)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({exc.__class__.__name__})") from None
+    problem = state_problem(restored, template, payload.get("step"))
+    if problem is not None:
+        raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({problem})")
+    return jax.device_put(restored)
+
+
+def state_problem(state, template, step) -> str | None:
+    """Why ``state`` (restored from a checkpoint) cannot continue ``template``'s run, or None."""
+    paths_t, tree_t = jax.tree_util.tree_flatten_with_path(template)
+    leaves = jax.tree_util.tree_leaves(state)
+    if len(leaves) != len(paths_t) or jax.tree_util.tree_structure(state) != tree_t:
+        return "a different parameter tree"
+    for (path, want), got in zip(paths_t, leaves):
+        where = jax.tree_util.keystr(path)
+        got = np.asarray(got)
+        if got.shape != np.shape(want) or got.dtype != np.asarray(want).dtype:
+            return f"{where}: {got.dtype}{list(got.shape)} where {np.asarray(want).dtype}{list(np.shape(want))} is expected"
+        if np.issubdtype(got.dtype, np.inexact) and not np.all(np.isfinite(got)):
+            return f"{where}: non-finite values"
+    if not isinstance(step, int) or step < 0 or int(state.step) != step:
+        return f"step {step!r} does not match the state's step {int(state.step)}"
+    return None
 
 
 def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lambda msg: None):
     """(state, path, bytes) of the newest readable checkpoint, or (None, None, None); corrupt
-    ones are skipped with a warning."""
+    ones are skipped with a warning, one of another problem raises ForeignCheckpoint."""
     for path in list_checkpoints(run_dir):
-        data = path.read_bytes()
         try:
+            data = path.read_bytes()
             state = restore_checkpoint(data, template, config_hash, str(path))
-        except RunDirError as exc:
-            if "different problem" in str(exc) or "does not match" in str(exc):
-                raise
+        except ForeignCheckpoint:
+            raise
+        except (RunDirError, OSError) as exc:
             warn(f"{exc}; trying the previous one")
             continue
         return state, path, data

@@ -22,7 +22,7 @@ import optax
 
 from nqs_cli import __version__
 from nqs_cli.config import flatten
-from nqs_cli.run.files import atomic_write_bytes
+from nqs_cli.run.files import RunDirError, atomic_write_bytes
 
 # Sections whose change alters the problem itself: a resume across such a change is refused.
 PROBLEM_KEYS = ("dtype", "lattice", "hilbert", "space", "hamiltonian", "model", "sampler.n_chains")
@@ -93,22 +93,160 @@ def append_metrics(path: Path, row: dict) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """Rows of metrics.jsonl; a torn last line (crash mid-write) is dropped."""
+    """Rows of metrics.jsonl. A torn last line (a crash or a full disk mid-write) is dropped;
+    any other line that is not a JSON object with an integer ``step`` above the previous one
+    raises RunDirError naming the line, so no later row is ever dropped silently."""
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
+    if not path.is_file():
+        raise RunDirError(f"{path}: not a file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable ({exc.__class__.__name__})") from None
+    lines = text.split("\n")
+    complete = text.endswith("\n")
+    rows: list[dict] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() and not any(rest.strip() for rest in lines[number:]):
+            break  # blank lines at the end hold nothing
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            break
+            row = None
+        problem = _bad_row(row, rows[-1]["step"] if rows else 0)
+        if problem is None:
+            rows.append(row)
+            continue
+        if number == len(lines) and not complete:
+            break  # a torn last line: the write that a crash interrupted
+        raise RunDirError(
+            f"{path}: line {number} {problem}; nqs never drops rows silently: fix or delete that line "
+            "(or move the file away) and rerun"
+        )
     return rows
+
+
+def _bad_row(row, previous_step: int) -> str | None:
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    step = row.get("step")
+    if not isinstance(step, int) or isinstance(step, bool):
+        return "has no integer step"
+    if step <= previous_step:
+        return f"has step {step} after step {previous_step} (rows from two runs?)"
+    for key in ("energy", "energy_error", "variance"):
+        if not isinstance(row.get(key), (int, float)) or isinstance(row.get(key), bool):
+            return f"has no number {key}"
+    return None
 
 
 def truncate_metrics(path: Path, step: int) -> None:
     """Keep exactly the rows with step <= ``step`` (atomically)."""
-    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    rows = [r for r in read_metrics(path) if r["step"] <= step]
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``path.orphaned`` (or ``.orphaned-2``, … if taken); returns the new name."""
+    target = path.with_name(path.name + ".orphaned")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.orphaned-{n}")
+    os.replace(path, target)
+    return target
+
+
+# --------------------------------------------------------------------------- marker and lock
+
+MARKER = ".nqs-run"
+LOCK = "run.lock"
+RUN_FILES = ("resolved.json", "metrics.jsonl", "meta.json")
+
+
+def is_run_dir(path: Path) -> bool:
+    """A directory nqs made: it has the marker, or (written before the marker existed) the
+    files every run has."""
+    return (path / MARKER).is_file() or all((path / name).is_file() for name in RUN_FILES)
+
+
+def claim_directory(path: Path) -> None:
+    """Make ``path`` a run directory: create it (or accept an empty one) and write the marker.
+    A directory that holds anything else is refused: nqs never overwrites files it did not write."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: exists and is not a directory; choose another --out")
+    if path.is_dir() and not is_run_dir(path):
+        entries = [p.name for p in path.iterdir()]
+        if entries:
+            shown = ", ".join(sorted(entries)[:3]) + (", …" if len(entries) > 3 else "")
+            raise RunDirError(f"{path}: exists and is not an nqs run directory (it holds {shown}); choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / MARKER).exists():
+        atomic_write_bytes(path / MARKER, (json.dumps({"nqs": __version__}) + "\n").encode())
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of one ``nqs train``: ``run.lock``
+    holds the holder's pid and host, under an flock that the kernel releases when the process
+    dies, so a lock left by a killed run is recognised as stale and taken over."""
+
+    def __init__(self, path: Path):
+        self.file = path / LOCK
+        self.fd: int | None = None
+        self.stale: dict | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_lock(fd)
+            os.close(fd)
+            who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+            raise RunDirError(f"{self.file.parent}: in use by another nqs train ({who}); wait for it or choose another --out") from None
+        previous = _read_lock(fd)
+        if previous:
+            self.stale = previous  # its holder died without releasing it (killed, crashed)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "started_utc": _now()}).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                self.file.unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read_lock(fd: int) -> dict:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def remove_temporaries(path: Path) -> int:
+    """Delete the temporary files that killed writers left (``.NAME.tmp-PID``); the caller
+    holds the lock, so no live writer owns them. Returns how many."""
+    count = 0
+    for folder in (path, path / "checkpoints"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)
+                count += 1
+    return count
 
 
 LAUNCH_PREFIX = "distributed."  # how a run is launched, not what it computes: never a config difference

@@ -82,51 +82,81 @@ def stop_signals(stop: StopFlag):
             signal.signal(s, h)
 
 
-def prepare_run_dir(cfg, out: Path | None, force: bool, reporter) -> tuple[Path, bool]:
-    """Create a new run directory, or validate an existing one for resume. Returns (dir, resuming)."""
-    resolved = to_dict(cfg)
-    if out is None:
-        path = rd.new_run_dir(Path("runs"), cfg.name)
-    else:
-        path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise RunDirError(f"{path}: exists and is not a directory")
-    resuming = path.exists() and any(ck.list_checkpoints(path))
-    if resuming:
-        old = read_json(path / "resolved.json")
-        diff = rd.config_diff(old, resolved)
-        problem_changes = [d for d in diff if rd.touches_problem(d[0])]
-        if problem_changes and not force:
-            keys = ", ".join(d[0] for d in problem_changes)
-            raise RunDirError(f"{path}: resume would change the problem ({keys}); rerun with --force to accept, or use another --out")
-        if diff:
-            reporter.config_diff(diff)
-    elif rd.read_metrics(path / "metrics.jsonl"):
-        raise RunDirError(f"{path}: has metrics but no readable checkpoint; refusing to overwrite it")
-    path.mkdir(parents=True, exist_ok=True)
-    return path, resuming
+def prepare_run_dir(cfg, out: Path | None, force: bool, reporter) -> tuple[Path, bool, rd.RunLock]:
+    """Create a new run directory, or validate an existing one for resume; lock it.
+    Returns (dir, resuming, lock)."""
+    path = rd.new_run_dir(Path("runs"), cfg.name) if out is None else Path(out)
+    rd.claim_directory(path)
+    lock = rd.RunLock(path).acquire()
+    try:
+        if lock.stale:
+            reporter.warn(f"{path}: taking over the lock of an nqs train that ended without releasing it "
+                          f"(pid {lock.stale.get('pid')} on {lock.stale.get('host')}: killed or crashed)")
+        rd.remove_temporaries(path)
+        resuming = any(ck.list_checkpoints(path))
+        if resuming:
+            check_resume(path, to_dict(cfg), force, reporter)
+        else:
+            set_aside_orphans(path, "no checkpoint", reporter)
+    except BaseException:
+        lock.release()
+        raise
+    return path, resuming, lock
+
+
+def check_resume(path: Path, resolved: dict, force: bool, reporter) -> None:
+    """Refuse a resume that would change the problem (unless ``force``); show other changes."""
+    old = read_json(path / "resolved.json")
+    if not isinstance(old, dict):
+        raise RunDirError(f"{path / 'resolved.json'}: not a resolved config")
+    diff = rd.config_diff(old, resolved)
+    problem_changes = [d for d in diff if rd.touches_problem(d[0])]
+    if problem_changes and not force:
+        keys = ", ".join(d[0] for d in problem_changes)
+        raise RunDirError(f"{path}: resume would change the problem ({keys}); rerun with --force to start it anew "
+                          "from the newest checkpoint's parameters, or use another --out")
+    if diff:
+        reporter.config_diff(diff)
+
+
+def set_aside_orphans(path: Path, why: str, reporter) -> None:
+    """A run that died before any usable checkpoint restarts from scratch: its metrics rows
+    (which no checkpoint continues) are kept aside as metrics.jsonl.orphaned, said in one line."""
+    metrics = path / "metrics.jsonl"
+    if metrics.exists() and metrics.stat().st_size > 0:
+        kept = rd.set_aside(metrics)
+        reporter.warn(f"{path}: {why} to resume from; starting again, the earlier metrics rows are kept in {kept.name}")
 
 
 def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter):
-    """Create or reopen the run directory: (path, restored state, its checkpoint bytes), the
-    last two None for a new run."""
-    path, resuming = prepare_run_dir(cfg, out, force, reporter)
+    """Create or reopen the run directory: (path, restored state, its checkpoint bytes, lock),
+    the state and bytes None for a new run."""
+    path, resuming, lock = prepare_run_dir(cfg, out, force, reporter)
     if not resuming:
-        return path, None, None
-    restored, _, data = ck.newest_checkpoint(path, template, chash, warn=reporter.warn)
-    if restored is None:
-        raise RunDirError(f"{path}: no readable checkpoint to resume from")
-    return path, restored, data
+        return path, None, None, lock
+    try:
+        # --force: the problem changed on purpose; the newest checkpoint's parameters and chains
+        # continue under the new definition if they fit it
+        restored, _, data = ck.newest_checkpoint(path, template, None if force else chash, warn=reporter.warn)
+        if restored is None:
+            for bad in ck.list_checkpoints(path):
+                bad.rename(bad.with_name(bad.name + ".corrupt"))
+            set_aside_orphans(path, "no readable checkpoint (set aside as *.corrupt)", reporter)
+    except BaseException:
+        lock.release()
+        raise
+    return path, restored, data, lock
 
 
 def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash: str, reporter):
     """Process 0 opens or resumes the run directory; every process receives the decision.
-    Returns (path (None off the lead), state: the checkpoint's on resume, else ``state``)."""
+    Returns (path (None off the lead), state: the checkpoint's on resume, else ``state``,
+    the directory's lock (None off the lead))."""
     lead = dist.is_lead()
-    path, restored, ckpt, failure = None, None, None, ""
+    path, restored, ckpt, lock, failure = None, None, None, None, ""
     if lead:
         try:
-            path, restored, ckpt = open_run(cfg, out, force, state, chash, reporter)
+            path, restored, ckpt, lock = open_run(cfg, out, force, state, chash, reporter)
         except RunDirError as exc:
             failure = str(exc)
     failure = dist.broadcast_text(failure)
@@ -134,14 +164,14 @@ def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash:
         raise RunDirError(failure if lead else f"process 0: {failure}")
     ckpt = dist.broadcast_bytes(ckpt or b"") or None
     if ckpt is not None:
-        state = restored if lead else ck.restore_checkpoint(ckpt, state, chash, "checkpoint from process 0")
+        state = restored if lead else ck.restore_checkpoint(ckpt, state, None if force else chash, "checkpoint from process 0")
     if lead:
         if ckpt is not None:
             rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
             reporter.resumed(path, int(state.step), cfg.train.n_iter)
         else:
-            (path / "metrics.jsonl").write_text("")
-    return path, state
+            atomic_write_bytes(path / "metrics.jsonl", b"")
+    return path, state, lock
 
 
 def write_run_files(path: Path, config_files: dict[str, str], resolved: dict, argv: list[str], seed: int, n_params: int, chash: str) -> None:
@@ -189,7 +219,7 @@ class StepLog:
             row["sigma"] = self.sigma * rec.stats["width_scale"]
         if self.path is not None:
             rd.append_metrics(self.path / "metrics.jsonl", row)
-        if rec.step % self.every == 0:
+        if rec.step % self.every == 0 or rec.step == 1:  # an early first one: a run can always be resumed
             self.checkpoint(new_state)
             self.last_saved = rec.step
         self.reporter.step(row, self.exact, step_s)
@@ -200,7 +230,6 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     (config.toml, config.given.toml). In a multi-process run every process calls this; only process 0 (the
     lead) touches the run directory, and the others receive its decisions by broadcast."""
     start_wall = time.monotonic()
-    lead = dist.is_lead()
     if n_iter is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_iter=n_iter))
     check_chains(cfg.sampler.n_chains)
@@ -210,7 +239,17 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     training = build_training(cfg, problem)
     state = training.init_state(cfg.seed)
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-    path, state = join_run(cfg, out, force, state, chash, reporter)
+    path, state, lock = join_run(cfg, out, force, state, chash, reporter)
+    try:
+        return train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall) -> TrainOutcome:
+    """The part of ``train`` that runs while process 0 holds the run directory's lock."""
+    lead = dist.is_lead()
     finished = finished_result(path, int(state.step), cfg.train.n_iter) if lead else None
     if dist.broadcast_json((finished is not None) if lead else None):
         # nothing to train: the finished run's files stay exactly as they are

@@ -61,6 +61,13 @@ class Training:
 
 
 def build_training(cfg: Config, problem: Problem) -> Training:
+    """The optimiser, sampler, local energies and SR plan of ``cfg``; ValueError (naming the
+    keys) when there is nothing variational to do."""
+    if getattr(problem.hamiltonian, "max_conn", None) == 1:
+        raise ValueError(
+            "hamiltonian: H has no off-diagonal elements here (J = 0, or a lattice without bonds), so its ground state is a "
+            "single configuration with nothing for VMC to learn, and Hamiltonian moves cannot move; `nqs exact` gives its energy"
+        )
     s, sr_cfg = cfg.sampler, cfg.optimizer.sr
     tx = make_optimizer(cfg)
     plan = None

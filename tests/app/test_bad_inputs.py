@@ -79,8 +79,6 @@ CASES = [
     (lambda c, r: ["train", str(c), "--set", "model.alpha=2", "--out", str(r)], None, 2, "model.alpha"),
     (lambda c, r: ["train", str(c), "--set", "hilbert.n_max=3", "--out", str(r)], None, 2, "hilbert.n_max"),
     (lambda c, r: ["train", str(c), "--set", "sampler.n_chains=8", "--out", str(r)], None, 2, "sampler.n_chains"),
-    (lambda c, r: ["train", str(c), "--out", str(r)], corrupt_all_checkpoints, 2, "no readable checkpoint"),
-    (lambda c, r: ["train", str(c), "--out", str(r)], foreign_checkpoint, 2, "not an nqs checkpoint"),
     (lambda c, r: ["train", str(c), "--out", str(r)], broken_resolved, 2, "resolved.json"),
     (lambda c, r: ["train", str(c), "--out", str(r)], not_a_dir, 2, "not a directory"),
     (lambda c, r: ["evaluate", str(r)], corrupt_all_checkpoints, 2, "no readable checkpoint"),
@@ -162,3 +160,19 @@ def test_evaluate_writes_evaluation_json(finished):
     # a short run on 10 states: the fresh estimate is within 5 error bars of the training estimate
     res = json.loads((run / "result.json").read_text())
     assert abs(ev["energy"] - res["energy"]) < 5 * (ev["energy_error"] + res["energy_error"]) + 0.2
+
+
+@pytest.mark.parametrize("mutate", [corrupt_all_checkpoints, foreign_checkpoint])
+def test_train_without_a_readable_checkpoint_starts_again_and_keeps_everything_aside(finished, tmp_path, mutate):
+    cfg, run = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    mutate(copy)
+    old_metrics = (copy / "metrics.jsonl").read_bytes()
+    old_checkpoints = {p.name: p.read_bytes() for p in (copy / "checkpoints").glob("*.msgpack")}
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(copy), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "no readable checkpoint" in result.output and "metrics.jsonl.orphaned" in result.output
+    assert (copy / "metrics.jsonl.orphaned").read_bytes() == old_metrics
+    for name, data in old_checkpoints.items():
+        assert (copy / "checkpoints" / (name + ".corrupt")).read_bytes() == data

@@ -264,7 +264,7 @@ def test_a_diverged_run_has_no_energy_and_says_what_exists(config, tmp_path, mon
     res = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run"), "--quiet"])
     assert res.exit_code == 1, res.output
     assert len(res.output.strip().splitlines()) == 1
-    assert "non-finite energy at step 4" in res.output and "no checkpoint was written yet" in res.output
+    assert "non-finite energy at step 4" in res.output and "the newest checkpoint is" in res.output and "step_00000001.msgpack" in res.output
     assert "metrics.jsonl holds 3 iterations" in res.output
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "diverged" and result["energy"] is None and result["energy_error"] is None

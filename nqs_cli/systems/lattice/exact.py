@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import scipy.sparse.linalg
 
 from nqs_cli.systems.lattice.hilbert import MAX_STATES  # noqa: F401 (re-exported: the exact-diagonalisation limit)
@@ -26,6 +27,13 @@ def exact_ground_state(hamiltonian: BondHamiltonian, space, max_states: int = MA
         )
     states = space.all_states(max_states)
     h = hamiltonian.to_sparse(states)
+    diagonal = h.diagonal()
+    if (h - scipy.sparse.diags(diagonal)).count_nonzero() == 0:
+        # a diagonal H (no hopping, no exchange): the ground state is its lowest configuration
+        # (ARPACK cannot start on a zero matrix)
+        psi = np.zeros(n_states)
+        psi[int(np.argmin(diagonal))] = 1.0
+        return float(np.min(diagonal)), states, psi
     if n_states <= _DENSE_LIMIT:
         energies, vectors = scipy.linalg.eigh(h.toarray(), subset_by_index=(0, 0))
     else:

@@ -1,0 +1,244 @@
+"""The run directory keeps every row and file the user had: bad metrics lines, foreign
+directories, tampered checkpoints, concurrent runs, early deaths and full disks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from flax import serialization
+from typer.testing import CliRunner
+
+from nqs_cli.app.cli import app
+
+runner = CliRunner()
+
+CONFIG = """
+name = "integrity"
+seed = 21
+[lattice]
+length = 4
+[hilbert]
+kind = "fock"
+n_max = 2
+n_particles = 4
+[hamiltonian]
+kind = "bose-hubbard"
+U = 3.0
+[sampler]
+n_chains = 4
+n_samples = 64
+[train]
+n_iter = 20
+checkpoint_every = 5
+"""
+
+
+def rows(path):
+    out = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for r in out:
+        r.pop("wall_s")
+    return out
+
+
+def train(cfg, out, *extra):
+    return runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("integrity")
+    cfg = root / "c.toml"
+    cfg.write_text(CONFIG)
+    res = train(cfg, root / "ref")
+    assert res.exit_code == 0, res.output
+    return cfg, rows(root / "ref")
+
+
+@pytest.fixture
+def partial(reference, tmp_path):
+    """A run stopped at step 12 (checkpoints at 1, 5, 10)."""
+    cfg, _ = reference
+    out = tmp_path / "run"
+    res = train(cfg, out, "--n-iter", "12")
+    assert res.exit_code == 0, res.output
+    return cfg, out
+
+
+@pytest.mark.parametrize("bad", ["not json", "", "42", '{"step": 3}'])
+def test_a_bad_line_in_the_middle_is_refused_with_its_number_and_nothing_is_dropped(partial, bad):
+    cfg, out = partial
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    lines.insert(5, bad)
+    text = "\n".join(lines) + "\n"
+    (out / "metrics.jsonl").write_text(text)
+    res = train(cfg, out, "--n-iter", "15")
+    assert res.exit_code == 2, res.output
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "metrics.jsonl: line 6" in errors[0]
+    assert (out / "metrics.jsonl").read_text() == text
+
+
+def test_a_torn_last_line_is_dropped_and_the_run_goes_on(partial, reference):
+    cfg, out = partial
+    with open(out / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 13, "energy": -1.')
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert rows(out) == reference[1]
+
+
+@pytest.mark.parametrize("target", ["dir", "cwd"])
+def test_out_refuses_a_directory_nqs_did_not_make(reference, tmp_path, monkeypatch, target):
+    cfg, _ = reference
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.toml").write_text("my notes")
+    (folder / "result.json").write_text("{}")
+    if target == "cwd":
+        monkeypatch.chdir(folder)
+        res = train(cfg, ".")
+    else:
+        res = train(cfg, folder)
+    assert res.exit_code == 2, res.output
+    assert "not an nqs run directory" in res.output
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "result.json"]
+    assert (folder / "config.toml").read_text() == "my notes"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert train(cfg, empty, "--n-iter", "2").exit_code == 0
+
+
+def _rewrite_checkpoint(path, change):
+    payload = serialization.msgpack_restore(path.read_bytes())
+    change(payload)
+    path.write_bytes(serialization.msgpack_serialize(payload))
+
+
+@pytest.mark.parametrize("tamper", ["negative step", "flipped byte", "wrong shape"])
+def test_a_tampered_checkpoint_falls_back_to_the_previous_one_with_a_warning(partial, reference, tamper):
+    cfg, out = partial
+    newest = sorted((out / "checkpoints").glob("step_*.msgpack"))[-1]
+    assert newest.name == "step_00000012.msgpack"
+    if tamper == "negative step":
+        _rewrite_checkpoint(newest, lambda p: p.update(step=-5))
+    elif tamper == "flipped byte":
+        data = bytearray(newest.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        newest.write_bytes(bytes(data))
+    else:
+        def reshape(p):
+            state = serialization.msgpack_restore(p["state"])
+            state["chains"]["x"] = state["chains"]["x"][:, :2]
+            body = serialization.msgpack_serialize(state)
+            import hashlib
+
+            p.update(state=body, sha256=hashlib.sha256(body).hexdigest())
+
+        _rewrite_checkpoint(newest, reshape)
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert "trying the previous one" in res.output
+    assert rows(out) == reference[1]  # resumed from step 10: the same run
+
+
+def test_a_second_train_on_the_same_directory_is_refused_and_a_killed_ones_lock_is_stale(reference, tmp_path):
+    cfg, _ = reference
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(out), "--n-iter", "100000", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size):
+            time.sleep(0.2)
+        res = train(cfg, out)
+        assert res.exit_code == 2, res.output
+        assert f"in use by another nqs train (pid {proc.pid}" in res.output
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert (out / "run.lock").exists()
+    res = train(cfg, out, "--n-iter", "20")
+    assert "taking over the lock" in res.output and f"pid {proc.pid}" in res.output
+
+
+def test_a_run_that_died_before_its_first_checkpoint_restarts_and_keeps_the_old_rows(reference, tmp_path):
+    cfg, ref = reference
+    out = tmp_path / "run"
+    assert train(cfg, out, "--n-iter", "3").exit_code == 0
+    for ck in (out / "checkpoints").glob("*"):
+        ck.unlink()
+    old = (out / "metrics.jsonl").read_text()
+    (out / ".metrics.jsonl.tmp-99999").write_text("left by a kill")
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert "metrics.jsonl.orphaned" in res.output
+    assert (out / "metrics.jsonl.orphaned").read_text() == old
+    assert rows(out) == ref
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_the_first_checkpoint_is_written_at_step_one(reference, tmp_path):
+    cfg, _ = reference
+    out = tmp_path / "run"
+    assert train(cfg, out, "--n-iter", "3").exit_code == 0
+    assert (out / "checkpoints" / "step_00000001.msgpack").exists()
+
+
+def test_a_full_disk_is_one_line_exit_74_and_the_same_command_resumes(reference, tmp_path, monkeypatch):
+    from nqs_cli.run import run_dir as rd
+
+    cfg, ref = reference
+    out = tmp_path / "run"
+    real = rd.append_metrics
+
+    def full_at_step_8(path, row):
+        if row["step"] == 8:
+            with open(path, "a") as fh:
+                fh.write('{"step": 8, "ener')  # the partial write a full disk leaves
+            raise OSError(28, "No space left on device", str(path))
+        real(path, row)
+
+    monkeypatch.setattr(rd, "append_metrics", full_at_step_8)
+    res = train(cfg, out)
+    assert res.exit_code == 74, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert "metrics.jsonl: No space left on device" in res.output
+    monkeypatch.setattr(rd, "append_metrics", real)
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert rows(out) == ref
+
+
+def test_the_reverts_counter_survives_a_resume(reference, tmp_path, monkeypatch):
+    from nqs_cli.vmc import loop
+
+    cfg, _ = reference
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real = loop.first_nonfinite
+
+    def once_at_call_3(stats):
+        calls["n"] += 1
+        return "energy" if calls["n"] == 3 else real(stats)
+
+    monkeypatch.setattr(loop, "first_nonfinite", once_at_call_3)
+    assert train(cfg, out, "--n-iter", "6", "--set", 'train.on_nonfinite="revert"').exit_code == 0
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["reverts"] == 1
+    monkeypatch.setattr(loop, "first_nonfinite", real)
+    assert train(cfg, out, "--n-iter", "8", "--set", 'train.on_nonfinite="revert"').exit_code == 0
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["reverts"] == 1
+
+
+def test_progress_into_a_closed_pipe_never_stops_training(reference, tmp_path):
+    cfg, _ = reference
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    assert proc.wait(timeout=300) == 0
+    assert len(rows(out)) == 20 and json.loads((out / "result.json").read_text())["status"] == "completed"
