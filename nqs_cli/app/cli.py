@@ -8,6 +8,7 @@ written; rerun to continue); 130 interrupted (checkpoint written).
 from __future__ import annotations
 
 import os
+import sys
 
 # One BLAS thread: jaxlib's CPU Cholesky calls OpenBLAS, whose threads otherwise fight XLA's
 # own thread pool (a 1008² factorisation then varies from 0.03 to 0.8 s on 2 cores).
@@ -15,14 +16,38 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # A closed stdout or stderr (`nqs … >&-`) is a place where output goes nowhere, not a crash.
 for _name in ("stdout", "stderr"):
-    if getattr(__import__("sys"), _name) is None:
-        setattr(__import__("sys"), _name, open(os.devnull, "w"))
+    if getattr(sys, _name) is None:
+        setattr(sys, _name, open(os.devnull, "w"))
+
+import codecs  # noqa: E402
+
+# An ASCII locale (PYTHONIOENCODING=ascii, LANG=C on old systems) gets readable stand-ins for
+# the few non-ASCII symbols nqs prints, instead of a UnicodeEncodeError after the work is done.
+_ASCII = {"±": "+/-", "σ": "sigma", "²": "^2", "\u0302": "-hat", "—": "-", "–": "-", "…": "...", "×": "x", "→": "->",
+          "≤": "<=", "≥": ">=", "Σ": "sum", "ψ": "psi", "∞": "inf", "⟨": "<", "⟩": ">", "·": "*", "√": "sqrt"}
+
+
+def _ascii_stand_ins(exc):
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "".join(_ASCII.get(c, "?") for c in exc.object[exc.start:exc.end]), exc.end
+
+
+codecs.register_error("nqs-ascii", _ascii_stand_ins)
+for _stream in (sys.stdout, sys.stderr):
+    try:
+        "±R̂σ²—…×".encode(_stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        try:
+            _stream.reconfigure(errors="nqs-ascii")
+        except (AttributeError, ValueError):
+            pass
 
 import copy  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import shlex  # noqa: E402
 import signal  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path
 from typing import List, Optional
 
@@ -297,7 +322,7 @@ def parse_duration(text: str) -> float:
             value = float(t)
     except ValueError:
         fail(f"--max-time: expected a duration like 90s, 30m or 2h, got {text!r}")
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         fail(f"--max-time: expected a positive duration, got {text!r}")
     return value
 
@@ -385,7 +410,7 @@ def evaluate(
     """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
     from nqs_cli.app.render import fmt_energy
     from nqs_cli.run.evaluate import evaluate as run_evaluate
-    from nqs_cli.run.evaluate import load_run_config
+    from nqs_cli.run.evaluate import load_run_config, write_evaluation
     from nqs_cli.run.files import RunDirError
 
     try:
@@ -393,6 +418,13 @@ def evaluate(
         res = run_evaluate(run, n_samples, seed, warn=lambda m: err.print(f"warning: {m}", soft_wrap=True))
     except RunDirError as exc:
         fail(str(exc))
+    except ValueError as exc:
+        fail(f"{run}: {exc}")
+    try:
+        write_evaluation(run, res)
+        written = None
+    except OSError as exc:  # a full or read-only run directory: the result is still printed
+        written = f"{exc.filename or run}: {exc.strerror or exc}; the evaluation above was not saved"
     table = Table(title=f"{run} (checkpoint {res['checkpoint']}, step {res['step']})", show_header=False, title_justify="left")
     table.add_row("energy", fmt_energy(res["energy"], res["energy_error"]))
     if res["exact_energy"] is not None:
@@ -403,6 +435,8 @@ def evaluate(
             table.add_row(key, f"{res[key]:.4g}")
     table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains)")
     out.print(table)
+    if written is not None:
+        fail(written, code=EXIT_IO)
 
 
 @app.command()
@@ -418,14 +452,18 @@ def report(
     from nqs_cli.run.files import RunDirError
     from nqs_cli.run.report import collect_run, plot_runs, strict_json
 
-    rows = []
+    rows, unreadable = [], []
     for path in runs:
         try:
             rows.append(collect_run(path, discard, window))
         except RunDirError as exc:
-            fail(str(exc))
+            unreadable.append(str(exc))
+            rows.append(unreadable_row(path, str(exc)))
+    if len(unreadable) == len(runs):
+        fail(unreadable[0] if len(runs) == 1 else f"none of the {len(runs)} run directories is readable: {unreadable[0]}")
     if as_json:
         sys.stdout.write(json.dumps(strict_json(rows), indent=2) + "\n")
+        sys.stdout.flush()
     else:
         out.print(runs_table(rows))
     if plot is not None:
@@ -433,8 +471,21 @@ def report(
             import matplotlib  # noqa: F401
         except ImportError:
             fail("--plot needs matplotlib: pip install matplotlib (or, from a checkout of nqs, pip install '.[plot]')")
-        plot_runs(runs, plot, discard)
+        try:
+            plot_runs([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], plot, discard)
+        except (OSError, ValueError) as exc:
+            fail(f"--plot {plot}: cannot write it ({exc})")
         err.print(f"wrote {plot}")
+    if unreadable:
+        fail(f"{len(unreadable)} of {len(runs)} run directories unreadable (marked in the table): {unreadable[0]}")
+
+
+def unreadable_row(path: Path, reason: str) -> dict:
+    """A `nqs report` row for a directory that cannot be read: every value empty, the reason flagged."""
+    row = dict.fromkeys(("name", "system", "model", "energy", "energy_error", "estimate", "exact_energy", "relative_error",
+                         "evaluation_energy", "evaluation_energy_error", "evaluation_step", "r_hat", "acceptance",
+                         "seconds_per_iteration"))
+    return {**row, "run": str(path), "system": "—", "model": "—", "iterations": 0, "status": "unreadable", "flags": [reason]}
 
 
 def _interrupt(signum, frame):
@@ -450,8 +501,11 @@ def main():
     # during training the run loop installs its own handlers, which checkpoint first.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    code = 0
     try:
         app()
+    except SystemExit as exc:
+        code = exc.code
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
@@ -460,6 +514,30 @@ def main():
         # stop quietly, without a second error when Python flushes the dead stream at exit
         quiet_dead_streams()
         sys.exit(0)
+    except OSError as exc:  # an output stream on a full or failing device
+        quiet_dead_streams()
+        _last_words(f"error: {exc.filename or 'output'}: {exc.strerror or exc}")
+        sys.exit(EXIT_IO)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_dead_streams()
+    except OSError as exc:  # stdout on a full device: the results did not reach it
+        quiet_dead_streams()
+        _last_words(f"error: cannot write the results to standard output ({exc.strerror})")
+        code = code or EXIT_IO
+    sys.exit(code)
+
+
+def _last_words(text: str) -> None:
+    """One line on the original stderr, if it can still take one."""
+    try:
+        os.write(_STDERR_FD, (text + "\n").encode("ascii", "replace"))
+    except OSError:
+        pass
+
+
+_STDERR_FD = os.dup(2)
 
 
 def quiet_dead_streams() -> None:

@@ -193,8 +193,9 @@ class TrainReporter:
             self.live.stop()
             self.live = None
 
-    @guarded
     def summary(self, outcome) -> None:
+        """The result table on stdout: the run's product, so a failure to write it is not
+        silenced here (the command layer turns it into an exit code)."""
         self.close()
         r = outcome.result
         for warning in r.get("warnings", []):

@@ -66,7 +66,7 @@ def _table(data: dict, path: list[str], lines: list[str]) -> None:
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     if path and (scalars or not tables):
         lines += ["", "[" + ".".join(_key(p) for p in path) + "]"]
-    lines += [f"{_key(k)} = {_value(v)}" for k, v in scalars.items()]
+    lines += [f"{_key(k)} = {toml_value(v)}" for k, v in scalars.items()]
     for k, v in tables.items():
         _table(v, path + [k], lines)
 
@@ -75,7 +75,8 @@ def _key(k: str) -> str:
     return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
 
 
-def _value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """One value as TOML text."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -89,7 +90,7 @@ def _value(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"not a TOML value: {v!r}")

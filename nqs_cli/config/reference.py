@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
+from nqs_cli.config.export import toml_value
 from nqs_cli.config.schema import SECTIONS, SUBSECTIONS, TOP_DOCS, TOP_KEYS
 
 CONVENTIONS = """\
@@ -58,16 +59,6 @@ def _type_text(annotation: Any, is_table: bool) -> str:
     return " or ".join(_TYPES.get(p, p) for p in parts)
 
 
-def _value_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_value_text(v) for v in value) + "]"
-    return repr(value)
-
-
 def _allowed_text(check) -> str:
     if check is None:
         return ""
@@ -92,7 +83,7 @@ def _default_text(f: dataclasses.Field, is_table: bool) -> str:
         return f"auto: {auto}"
     if f.default is None:
         return "unset"
-    return _value_text(f.default)
+    return toml_value(f.default)
 
 
 def section_docs(name: str, cls) -> list[KeyDoc]:
@@ -113,7 +104,7 @@ def section_docs(name: str, cls) -> list[KeyDoc]:
 
 def sections() -> Iterator[tuple[str, list[KeyDoc]]]:
     """(section name, its keys) in file order: top-level keys, then each table and its sub-tables."""
-    yield "", [KeyDoc(k, _TYPES[tp.__name__], _value_text(TOP_DOCS[k][0]) if k != "name" else TOP_DOCS[k][0],
+    yield "", [KeyDoc(k, _TYPES[tp.__name__], toml_value(TOP_DOCS[k][0]) if k != "name" else TOP_DOCS[k][0],
                       '"float64" \\| "float32"' if k == "dtype" else (">= 0" if k == "seed" else ""), "", TOP_DOCS[k][1])
                for k, tp in TOP_KEYS.items()]
     for name, cls in SECTIONS.items():

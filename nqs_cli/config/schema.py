@@ -86,7 +86,7 @@ ACTIVATION_NAMES = ("gelu", "tanh", "log_cosh", "relu", "silu", "softplus", "sig
 class LatticeConfig:
     graph: str = opt("chain", one_of("chain", "square", "hypercube"), doc="Nearest-neighbour lattice: a chain (1D), a square lattice (2D, L × L) or a hypercube of `dims` dimensions. Bonds ⟨ij⟩ join nearest neighbours.")
     length: int = opt(8, at_least(1), doc="Sites per dimension L; the lattice has N = L^dims sites.")
-    dims: int = opt(1, at_least(1), doc="Dimensions of a `hypercube` (a chain has 1, a square lattice 2; another value for them is an error).")
+    dims: int = opt(1, lambda v: None if 1 <= v <= 12 else ">= 1 and <= 12", doc="Dimensions of a `hypercube` (a chain has 1, a square lattice 2; another value for them is an error).")
     pbc: bool = opt(True, doc="Periodic boundary conditions: bonds wrap around in every direction.")
 
 
@@ -101,8 +101,8 @@ class HilbertConfig:
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    n_particles: int = opt(None, at_least(1), doc="Number of bosons N in continuous space. Required.")
-    dims: int = opt(1, at_least(1), doc="Spatial dimensions D; a configuration holds N × D coordinates.")
+    n_particles: int = opt(None, lambda v: None if 1 <= v <= 100_000 else ">= 1 and <= 100000", doc="Number of bosons N in continuous space. Required.")
+    dims: int = opt(1, lambda v: None if 1 <= v <= 10 else ">= 1 and <= 10", doc="Spatial dimensions D; a configuration holds N × D coordinates.")
     extent: float | tuple[float, ...] = opt(0.0, lambda v: next(filter(None, map(scale_or_zero, v if isinstance(v, tuple) else (v,))), None), doc="Side length of a periodic box (one number for every dimension, or one per dimension); 0 = open space, which needs a trap (`hamiltonian.trap_omega` > 0).")
     mass: float = opt(1.0, lambda v: None if 1e-6 <= v <= PHYSICAL_LIMIT else f"between 1e-06 and {PHYSICAL_LIMIT:g}", doc="Particle mass m in the kinetic term −1/(2m) Σ_i ∇_i² (ħ = 1).")
 

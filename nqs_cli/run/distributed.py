@@ -75,8 +75,15 @@ def initialize(d, environ: Mapping[str, str] = os.environ) -> None:
     if settings is None:
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if "coordinator_address" in settings:
+        # JAX aborts the process (no exception) on a host it cannot resolve: look first
+        host = settings["coordinator_address"].rpartition(":")[0].strip("[]")
+        try:
+            socket.getaddrinfo(host, None)
+        except OSError as exc:
+            raise DistributedError(f"distributed.coordinator: cannot resolve the host {host!r} ({exc.strerror or exc})") from None
     if settings.get("process_id", 0) != 0:
-        # JAX aborts the process (no exception) when the coordinator never answers: look first
+        # ... and when the coordinator never answers
         wait_for_coordinator(settings["coordinator_address"], d.timeout_s)
     try:
         jax.distributed.initialize(**settings, initialization_timeout=d.timeout_s)

@@ -11,7 +11,7 @@ from nqs_cli.run import checkpoints as ck
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, relative_error
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
-from nqs_cli.run.files import RunDirError, atomic_write_json, read_json
+from nqs_cli.run.files import RunDirError, atomic_write_json, read_json, read_json_object
 from nqs_cli.setup import build_problem, build_training
 
 def load_run_config(path: Path) -> Config:
@@ -29,7 +29,7 @@ def load_run_config(path: Path) -> Config:
 
 def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=lambda msg: None) -> dict:
     """Energy ± error, variance, R̂, τ, V-score of the newest checkpoint's parameters from fresh
-    chains; writes evaluation.json. Without ``n_samples``: passes of 8 × the training
+    chains (``write_evaluation`` stores it as evaluation.json). Without ``n_samples``: passes of 8 × the training
     n_samples until the error bar is no larger than the training estimate's (within 2 × the
     estimate window × n_samples)."""
     cfg = load_run_config(path)
@@ -39,7 +39,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     if state is None:
         raise RunDirError(f"{path}: no readable checkpoint to evaluate")
     s = cfg.sampler
-    result = read_json(path / "result.json") if (path / "result.json").exists() else {}
+    result = read_json_object(path / "result.json") if (path / "result.json").exists() else {}
     exact = result.get("exact_energy")
     if n_samples is None:
         target = result.get("trajectory_energy_error", result.get("energy_error"))
@@ -62,5 +62,8 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
         "step": int(state.step),
         "seed": seed,
     }
-    atomic_write_json(path / "evaluation.json", out)
     return out
+
+
+def write_evaluation(path: Path, out: dict) -> None:
+    atomic_write_json(path / "evaluation.json", out)

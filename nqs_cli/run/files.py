@@ -44,3 +44,25 @@ def read_json(path: Path) -> Any:
         raise RunDirError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path}: not valid JSON ({exc})") from None
+
+
+NUMBER = (int, float)
+RESULT_FIELDS = {
+    "status": (str,), "estimate": (str,), "energy": NUMBER, "energy_error": NUMBER, "variance": NUMBER,
+    "exact_energy": NUMBER, "relative_error": NUMBER, "trajectory_energy_error": NUMBER, "n_iter": (int,),
+    "seconds_per_iteration": NUMBER, "compile_seconds": NUMBER, "r_hat": NUMBER, "acceptance": NUMBER, "warnings": (list,),
+    "step": (int,),
+}
+
+
+def read_json_object(path: Path, fields: dict[str, tuple] = RESULT_FIELDS) -> dict:
+    """A JSON object whose listed fields, when present and not null, have the listed types;
+    RunDirError names the file and the field otherwise."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    for key, types in fields.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+            raise RunDirError(f"{path}: {key} = {json.dumps(value)[:40]} is not a {' or '.join(t.__name__ for t in types)}")
+    return data

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import R_HAT_LIMIT, estimate_window, final_estimate, relative_error
-from nqs_cli.run.files import RunDirError, read_json
+from nqs_cli.run.files import RunDirError, read_json, read_json_object
 
 
 def describe_system(resolved: dict) -> str:
@@ -26,6 +26,17 @@ def describe_system(resolved: dict) -> str:
 
 
 def collect_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
+    """One row of `nqs report` (see ``read_run``); a malformed run directory raises RunDirError
+    naming what is wrong, never another exception."""
+    try:
+        return read_run(path, discard, window)
+    except RunDirError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
+        raise RunDirError(f"{path}: malformed run directory ({exc.__class__.__name__}: {exc})") from None
+
+
+def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
     """One row of `nqs report` for a run directory (raises RunDirError if it is not one).
 
     The energy is result.json's final estimate; with ``discard`` or ``window`` it is the
@@ -34,9 +45,9 @@ def collect_run(path: Path, discard: int = 0, window: int | None = None) -> dict
     comes as ``evaluation_*``; ``flags`` names what needs a look (a failed run, R̂ > 1.1)."""
     if not path.is_dir():
         raise RunDirError(f"{path}: not a run directory")
-    resolved = read_json(path / "resolved.json")
+    resolved = read_json_object(path / "resolved.json", {})
     rows = rd.read_metrics(path / "metrics.jsonl")
-    result = read_json(path / "result.json") if (path / "result.json").exists() else {}
+    result = read_json_object(path / "result.json") if (path / "result.json").exists() else {}
     status = result.get("status", "running or killed")
     train = resolved.get("train", {})
     if discard or window is not None or not result:
@@ -46,7 +57,7 @@ def collect_run(path: Path, discard: int = 0, window: int | None = None) -> dict
         est = {k: result.get(k) for k in ("energy", "energy_error", "variance", "estimate")}
     exact = result.get("exact_energy")
     last = rows[-1] if rows else {}
-    evaluation = read_json(path / "evaluation.json") if (path / "evaluation.json").exists() else {}
+    evaluation = read_json_object(path / "evaluation.json") if (path / "evaluation.json").exists() else {}
     return {
         "run": str(path),
         "name": resolved.get("name"),

@@ -25,7 +25,7 @@ from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
-from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json
+from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json, read_json_object
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
@@ -298,7 +298,7 @@ def finished_result(path: Path, step: int, n_iter: int) -> dict | None:
     if step < n_iter or not result_path.exists():
         return None
     try:
-        result = read_json(result_path)
+        result = read_json_object(result_path)
     except RunDirError:
         return None
     return result if result.get("status") == "completed" and result.get("n_iter") == step else None

@@ -14,38 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from nqs_cli.app.cli import app
+from run_cases import metrics_rows, tiny_run_config, trained_run
 from nqs_cli.app.render import TrainReporter
 from nqs_cli.run.training import StopFlag
 
 runner = CliRunner()
 
-CONFIG = """
-name = "batch"
-seed = 5
-[lattice]
-graph = "chain"
-length = 4
-[hilbert]
-kind = "fock"
-n_max = 2
-n_particles = 4
-[hamiltonian]
-kind = "bose-hubbard"
-U = 4.0
-[sampler]
-n_chains = 4
-n_samples = 64
-[train]
-n_iter = 30
-checkpoint_every = 10
-"""
-
-
-def rows(path):
-    out = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    for r in out:
-        r.pop("wall_s")
-    return out
+CONFIG = tiny_run_config("batch", seed=5, U=4.0, n_iter=30, checkpoint_every=10)
 
 
 @pytest.fixture
@@ -69,7 +44,7 @@ def test_a_scan_point_is_redone_from_the_run_directory_config_alone(config, tmp_
     res = runner.invoke(app, ["train", str(copy), "--out", str(b), "--quiet"])
     assert res.exit_code == 0, res.output
     assert json.loads((b / "resolved.json").read_text()) == json.loads((a / "resolved.json").read_text())
-    assert rows(b) == rows(a) and len(rows(a)) == 12
+    assert metrics_rows(b) == metrics_rows(a) and len(metrics_rows(a)) == 12
 
 
 def test_effective_config_round_trips_every_toml_value():
@@ -176,12 +151,7 @@ def test_the_first_progress_line_separates_compilation_from_the_step_time():
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    root = tmp_path_factory.mktemp("finished")
-    cfg = root / "c.toml"
-    cfg.write_text(CONFIG)
-    res = runner.invoke(app, ["train", str(cfg), "--out", str(root / "run"), "--quiet"])
-    assert res.exit_code == 0, res.output
-    return cfg, root / "run"
+    return trained_run(tmp_path_factory.mktemp("finished"), CONFIG)
 
 
 def test_rerunning_a_finished_run_changes_none_of_its_files(finished):

@@ -13,35 +13,11 @@ from flax import serialization
 from typer.testing import CliRunner
 
 from nqs_cli.app.cli import app
+from run_cases import metrics_rows, tiny_run_config, trained_run
 
 runner = CliRunner()
 
-CONFIG = """
-name = "integrity"
-seed = 21
-[lattice]
-length = 4
-[hilbert]
-kind = "fock"
-n_max = 2
-n_particles = 4
-[hamiltonian]
-kind = "bose-hubbard"
-U = 3.0
-[sampler]
-n_chains = 4
-n_samples = 64
-[train]
-n_iter = 20
-checkpoint_every = 5
-"""
-
-
-def rows(path):
-    out = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    for r in out:
-        r.pop("wall_s")
-    return out
+CONFIG = tiny_run_config("integrity", seed=21, U=3.0, n_iter=20, checkpoint_every=5)
 
 
 def train(cfg, out, *extra):
@@ -50,12 +26,8 @@ def train(cfg, out, *extra):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("integrity")
-    cfg = root / "c.toml"
-    cfg.write_text(CONFIG)
-    res = train(cfg, root / "ref")
-    assert res.exit_code == 0, res.output
-    return cfg, rows(root / "ref")
+    cfg, run = trained_run(tmp_path_factory.mktemp("integrity"), CONFIG)
+    return cfg, metrics_rows(run)
 
 
 @pytest.fixture
@@ -88,7 +60,7 @@ def test_a_torn_last_line_is_dropped_and_the_run_goes_on(partial, reference):
         fh.write('{"step": 13, "energy": -1.')
     res = train(cfg, out)
     assert res.exit_code == 0, res.output
-    assert rows(out) == reference[1]
+    assert metrics_rows(out) == reference[1]
 
 
 @pytest.mark.parametrize("target", ["dir", "cwd"])
@@ -142,7 +114,7 @@ def test_a_tampered_checkpoint_falls_back_to_the_previous_one_with_a_warning(par
     res = train(cfg, out)
     assert res.exit_code == 0, res.output
     assert "trying the previous one" in res.output
-    assert rows(out) == reference[1]  # resumed from step 10: the same run
+    assert metrics_rows(out) == reference[1]  # resumed from step 10: the same run
 
 
 def test_a_second_train_on_the_same_directory_is_refused_and_a_killed_ones_lock_is_stale(reference, tmp_path):
@@ -165,7 +137,7 @@ def test_a_second_train_on_the_same_directory_is_refused_and_a_killed_ones_lock_
     assert "taking over the lock" in res.output and f"pid {proc.pid}" in res.output
 
 
-def test_a_run_that_died_before_its_first_checkpoint_restarts_and_keeps_the_old_rows(reference, tmp_path):
+def test_a_run_that_died_before_its_first_checkpoint_restarts_and_keeps_the_old_metrics_rows(reference, tmp_path):
     cfg, ref = reference
     out = tmp_path / "run"
     assert train(cfg, out, "--n-iter", "3").exit_code == 0
@@ -177,7 +149,7 @@ def test_a_run_that_died_before_its_first_checkpoint_restarts_and_keeps_the_old_
     assert res.exit_code == 0, res.output
     assert "metrics.jsonl.orphaned" in res.output
     assert (out / "metrics.jsonl.orphaned").read_text() == old
-    assert rows(out) == ref
+    assert metrics_rows(out) == ref
     assert not list(out.glob(".*.tmp-*"))
 
 
@@ -210,7 +182,7 @@ def test_a_full_disk_is_one_line_exit_74_and_the_same_command_resumes(reference,
     monkeypatch.setattr(rd, "append_metrics", real)
     res = train(cfg, out)
     assert res.exit_code == 0, res.output
-    assert rows(out) == ref
+    assert metrics_rows(out) == ref
 
 
 def test_the_reverts_counter_survives_a_resume(reference, tmp_path, monkeypatch):
@@ -241,4 +213,58 @@ def test_progress_into_a_closed_pipe_never_stops_training(reference, tmp_path):
     proc.stdout.readline()
     proc.stdout.close()  # like `| head -1`
     assert proc.wait(timeout=300) == 0
-    assert len(rows(out)) == 20 and json.loads((out / "result.json").read_text())["status"] == "completed"
+    assert len(metrics_rows(out)) == 20 and json.loads((out / "result.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("damage", [
+    ("result.json", '{"status": 5}'), ("result.json", '{"status": "completed", "energy": "abc"}'),
+    ("result.json", "[1, 2]"), ("resolved.json", "[1, 2]"), ("metrics.jsonl", "42\n"),
+])
+def test_report_marks_a_malformed_run_unreadable_and_never_raises(reference, tmp_path, damage):
+    import shutil
+
+    cfg, _ = reference
+    good = cfg.parent / "run"
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    name, text = damage
+    (bad / name).write_text(text)
+    alone = runner.invoke(app, ["report", str(bad)])
+    assert alone.exit_code == 2 and alone.exception is None or isinstance(alone.exception, SystemExit), alone.output
+    assert alone.output.startswith("error: ") and len(alone.output.strip().splitlines()) == 1 and name in alone.output
+    both = runner.invoke(app, ["report", str(good), str(bad), "--json"])
+    assert both.exit_code == 2
+    table = json.loads(both.output.split("\nerror:")[0])
+    assert [r["status"] for r in table] == ["completed", "unreadable"]
+
+
+def test_evaluate_on_a_directory_it_cannot_write_prints_the_result_and_exits_74(reference, monkeypatch):
+    from nqs_cli.run import evaluate
+
+    cfg, _ = reference
+
+    def read_only(path, out):
+        raise OSError(30, "Read-only file system", str(path / "evaluation.json"))
+
+    monkeypatch.setattr(evaluate, "write_evaluation", read_only)
+    res = runner.invoke(app, ["evaluate", str(cfg.parent / "run"), "--n-samples", "128"])
+    assert res.exit_code == 74, res.output
+    assert "energy" in res.output and "Read-only file system; the evaluation above was not saved" in res.output
+
+
+def _shell(command, **env):
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+
+
+def test_odd_streams_and_locales_never_give_a_traceback(reference):
+    cfg, _ = reference
+    run = cfg.parent / "run"
+    nqs = f"{sys.executable} -m nqs_cli"
+    ascii_run = _shell(f"{nqs} report {run}", PYTHONIOENCODING="ascii")
+    assert ascii_run.returncode == 0 and "+/-" in ascii_run.stdout and "Traceback" not in ascii_run.stderr
+    closed = _shell(f"{nqs} report {run} >&-")
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr
+    full = _shell(f"{nqs} report {run} > /dev/full")
+    assert full.returncode == 74 and full.stderr.strip().startswith("error:") and "Traceback" not in full.stderr
+    nan = runner.invoke(app, ["train", str(cfg), "--max-time", "nan"])
+    assert nan.exit_code == 2 and "--max-time" in nan.output
