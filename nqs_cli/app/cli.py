@@ -208,7 +208,7 @@ def automatic_values(cfg, training) -> dict:
         if "optimizer.sr.mode" not in cfg.explicit and cfg.optimizer.sr.mode == "auto":
             found["optimizer.sr.mode"] = (plan.form, "chosen from n_samples and the parameter count")
         if "optimizer.sr.solver" not in cfg.explicit and cfg.optimizer.sr.solver == "auto":
-            found["optimizer.sr.solver"] = (plan.solver, "chosen from the size of the SR system")
+            found["optimizer.sr.solver"] = (plan.solver, "chosen from the size of the SR system and the final diag_shift")
     if cfg.train.final_samples is None:
         from nqs_cli.run.estimates import estimate_window
 

@@ -23,7 +23,7 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step_{step:08d}.msgpack"
 
 
-def save_checkpoint(run_dir: Path, state, config_hash: str, final: bool = False) -> Path:
+def save_checkpoint(run_dir: Path, state, config_hash: str, final: bool = False, seed: int | None = None) -> Path:
     """Write the full VMC state atomically with a checksum; keep the newest few (and any
     marked final)."""
     folder = run_dir / "checkpoints"
@@ -34,6 +34,7 @@ def save_checkpoint(run_dir: Path, state, config_hash: str, final: bool = False)
         "format": CHECKPOINT_FORMAT,
         "config_hash": config_hash,
         "step": step,
+        "seed": seed,
         "state": body,
         "sha256": hashlib.sha256(body).hexdigest(),
     }
@@ -66,10 +67,11 @@ class ForeignCheckpoint(RunDirError):
     """A readable checkpoint of another problem (its config hash differs)."""
 
 
-def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str):
+def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str, seed: int | None = None, valid=None):
     """The state in checkpoint bytes ``data`` (read from ``name``), shaped like ``template``:
-    checksum, step, tree structure, shapes, dtypes and finiteness are checked; RunDirError
-    (ForeignCheckpoint for another problem's) names what is wrong."""
+    checksum, step, tree structure, shapes, dtypes and finiteness are checked, and with
+    ``valid(x) -> bool`` the chains' configurations; RunDirError (ForeignCheckpoint for another
+    problem's, or another seed's when ``seed`` is given) names what is wrong."""
     try:
         payload = serialization.msgpack_restore(data)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -79,6 +81,9 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
         raise RunDirError(f"{name}: not an nqs checkpoint (format {fmt if fmt is not None else '?'})")
     if config_hash is not None and payload.get("config_hash") != config_hash:
         raise ForeignCheckpoint(f"{name}: checkpoint belongs to a different problem (config hash differs)")
+    if seed is not None and payload.get("seed") is not None and payload.get("seed") != seed:
+        raise ForeignCheckpoint(f"{name}: checkpoint written by a run with seed {payload.get('seed')}, this config has seed {seed}; "
+                                f"rerun with --force to continue it with seed {seed}, or use another --out")
     state = payload["state"]
     if fmt == 2:
         if not isinstance(state, bytes) or hashlib.sha256(state).hexdigest() != payload.get("sha256"):
@@ -96,6 +101,8 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({exc.__class__.__name__})") from None
     problem = state_problem(restored, template, payload.get("step"))
+    if problem is None and valid is not None and not valid(restored.chains.x):
+        problem = "chain configurations outside the Hilbert space (occupations, particle number or magnetisation)"
     if problem is not None:
         raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({problem})")
     return jax.device_put(restored)
@@ -119,13 +126,13 @@ def state_problem(state, template, step) -> str | None:
     return None
 
 
-def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lambda msg: None):
+def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lambda msg: None, seed: int | None = None, valid=None):
     """(state, path, bytes) of the newest readable checkpoint, or (None, None, None); corrupt
     ones are skipped with a warning, one of another problem raises ForeignCheckpoint."""
     for path in list_checkpoints(run_dir):
         try:
             data = path.read_bytes()
-            state = restore_checkpoint(data, template, config_hash, str(path))
+            state = restore_checkpoint(data, template, config_hash, str(path), seed, valid)
         except ForeignCheckpoint:
             raise
         except (RunDirError, OSError) as exc:

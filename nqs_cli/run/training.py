@@ -128,7 +128,7 @@ def set_aside_orphans(path: Path, why: str, reporter) -> None:
         reporter.warn(f"{path}: {why} to resume from; starting again, the earlier metrics rows are kept in {kept.name}")
 
 
-def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter):
+def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter, valid=None):
     """Create or reopen the run directory: (path, restored state, its checkpoint bytes, lock),
     the state and bytes None for a new run."""
     path, resuming, lock = prepare_run_dir(cfg, out, force, reporter)
@@ -137,7 +137,8 @@ def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter)
     try:
         # --force: the problem changed on purpose; the newest checkpoint's parameters and chains
         # continue under the new definition if they fit it
-        restored, _, data = ck.newest_checkpoint(path, template, None if force else chash, warn=reporter.warn)
+        restored, _, data = ck.newest_checkpoint(path, template, None if force else chash, warn=reporter.warn,
+                                                 seed=None if force else cfg.seed, valid=valid)
         if restored is None:
             for bad in ck.list_checkpoints(path):
                 bad.rename(bad.with_name(bad.name + ".corrupt"))
@@ -148,7 +149,7 @@ def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter)
     return path, restored, data, lock
 
 
-def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash: str, reporter):
+def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash: str, reporter, valid=None):
     """Process 0 opens or resumes the run directory; every process receives the decision.
     Returns (path (None off the lead), state: the checkpoint's on resume, else ``state``,
     the directory's lock (None off the lead))."""
@@ -156,7 +157,7 @@ def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash:
     path, restored, ckpt, lock, failure = None, None, None, None, ""
     if lead:
         try:
-            path, restored, ckpt, lock = open_run(cfg, out, force, state, chash, reporter)
+            path, restored, ckpt, lock = open_run(cfg, out, force, state, chash, reporter, valid)
         except RunDirError as exc:
             failure = str(exc)
     failure = dist.broadcast_text(failure)
@@ -190,7 +191,7 @@ class StepLog:
     """What happens after each accepted step: a metrics row, a periodic checkpoint, progress."""
 
     def __init__(self, path: Path | None, chash: str, cfg: Config, reporter, exact, stop: StopFlag, step: int):
-        self.path, self.chash, self.every = path, chash, cfg.train.checkpoint_every
+        self.path, self.chash, self.every, self.seed = path, chash, cfg.train.checkpoint_every, cfg.seed
         self.learning_rate = cfg.optimizer.learning_rate
         self.sigma = cfg.sampler.sigma
         self.reporter, self.exact, self.stop = reporter, exact, stop
@@ -202,7 +203,7 @@ class StepLog:
     def checkpoint(self, state: VMCState, final: bool = False) -> None:
         host = dist.to_host(state)  # a collective when the chains span processes
         if self.path is not None:
-            ck.save_checkpoint(self.path, host, self.chash, final=final)
+            ck.save_checkpoint(self.path, host, self.chash, final=final, seed=self.seed)
 
     def __call__(self, new_state: VMCState, rec: StepRecord) -> None:
         if self.compile_s is None:
@@ -239,7 +240,7 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     training = build_training(cfg, problem)
     state = training.init_state(cfg.seed)
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-    path, state, lock = join_run(cfg, out, force, state, chash, reporter)
+    path, state, lock = join_run(cfg, out, force, state, chash, reporter, valid_configurations(problem))
     try:
         return train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall)
     finally:
@@ -290,6 +291,15 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
+
+
+def valid_configurations(problem):
+    """``valid(xs) -> bool``: every chain configuration lies in the problem's Hilbert space
+    (lattices: occupations, N, Sz); None where the space has no such check."""
+    is_valid = getattr(problem.space, "is_valid", None)
+    if is_valid is None:
+        return None
+    return lambda xs: bool(np.asarray(jax.vmap(is_valid)(jnp.asarray(xs))).all())
 
 
 def finished_result(path: Path, step: int, n_iter: int) -> dict | None:

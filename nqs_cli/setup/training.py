@@ -72,7 +72,8 @@ def build_training(cfg: Config, problem: Problem) -> Training:
     tx = make_optimizer(cfg)
     plan = None
     if sr_cfg is not None:
-        plan = sr.plan(sr_cfg.mode, sr_cfg.solver, s.n_samples, count_parameters(problem), structured=problem.fast.jacobian is not None)
+        plan = sr.plan(sr_cfg.mode, sr_cfg.solver, s.n_samples, count_parameters(problem), structured=problem.fast.jacobian is not None,
+                       diag_shift=sr_cfg.diag_shift)
     local_energies = chunked_map(problem.local_energy, cfg.train.chunk_size or problem.local_energy_block)
     target = s.target_acceptance or None
     sample = problem_sampler(problem, s.sweep_size, s.n_samples // s.n_chains, s.n_discard_per_chain, target)

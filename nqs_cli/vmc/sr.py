@@ -39,6 +39,12 @@ MINSR_CHOLESKY_MAX_SAMPLES = 8192
 # centring moved to the vectors and u·uᵀ to float32, RBMJacobian.gram_matvec: 5.2 ms, of
 # which 3.0 ms forming the matrix.) Up to this many samples (the matrix takes N² numbers):
 GRAM_CG_MAX_SAMPLES = 4096
+# CG's iteration count grows as the shift shrinks (the condition number of ŌŌᵀ + λ is about
+# λ_max/λ): below this final shift the sample-space Cholesky solve (when it pays, see
+# minsr_cholesky_pays) is used instead. Measured late in training (Bose-Hubbard ring L=24,
+# N = 2048, P = 9408, shift 0.001, step 600): 1.15 s per iteration with Gram CG, 0.40 s with
+# the Cholesky solve on the same Gram matrix (the same direction).
+GRAM_CG_MIN_SHIFT = 0.01
 
 
 def centered_energies(e_loc: jax.Array, dtype) -> jax.Array:
@@ -58,7 +64,7 @@ def resolve_solver(solver: str, dim: int) -> str:
     return solver
 
 
-def resolve(mode: str, solver: str, n_samples: int, n_params: int, cheap_gram: bool = False) -> tuple[str, str]:
+def resolve(mode: str, solver: str, n_samples: int, n_params: int, cheap_gram: bool = False, diag_shift: float | None = None) -> tuple[str, str]:
     """(form, solver) for ``mode``/``solver`` = "auto".
 
     A direct (Cholesky) solve works in the smaller space: sample space (minSR) when
@@ -66,12 +72,14 @@ def resolve(mode: str, solver: str, n_samples: int, n_params: int, cheap_gram: b
     both forms; there the parameter-space form is used, because its residual is measured on
     the update itself and it stops after fewer iterations. With a Jacobian whose Gram
     matrix is cheap (``cheap_gram``) sample-space CG on that matrix is faster than both
-    (see GRAM_CG_MAX_SAMPLES).
+    (see GRAM_CG_MAX_SAMPLES), unless the final ``diag_shift`` is small and the Cholesky
+    solve pays (GRAM_CG_MIN_SHIFT).
     """
     small = min(n_samples, n_params)
     if mode != "auto":
         return mode, resolve_solver(solver, n_samples if mode == "minsr" else n_params)
-    if solver == "auto" and cheap_gram and CHOLESKY_MAX_DIM < n_samples <= GRAM_CG_MAX_SAMPLES and n_samples < n_params:
+    small_shift = diag_shift is not None and diag_shift < GRAM_CG_MIN_SHIFT and minsr_cholesky_pays(n_samples, n_params)
+    if solver == "auto" and cheap_gram and CHOLESKY_MAX_DIM < n_samples <= GRAM_CG_MAX_SAMPLES and n_samples < n_params and not small_shift:
         return "minsr", "cg"
     if solver == "auto" and n_samples < n_params and minsr_cholesky_pays(n_samples, n_params):
         return "minsr", "cholesky"
@@ -110,12 +118,13 @@ class SRPlan:
     gram_cg: bool
 
 
-def plan(mode: str, solver: str, n_samples: int, n_params: int, structured: bool) -> SRPlan:
+def plan(mode: str, solver: str, n_samples: int, n_params: int, structured: bool, diag_shift: float | None = None) -> SRPlan:
     """The SR plan for ``mode``/``solver`` (possibly "auto"); ``structured``: the model has a
-    structured Jacobian whose Gram matrix is cheap (used unless a dense Ō is needed)."""
+    structured Jacobian whose Gram matrix is cheap (used unless a dense Ō is needed);
+    ``diag_shift``: the final shift (a small one favours the direct solve)."""
     dense = needs_dense_jacobian(mode, solver, n_samples, n_params) or not structured
     cheap_gram = not dense and n_samples <= GRAM_CG_MAX_SAMPLES
-    form, solver = resolve(mode, solver, n_samples, n_params, cheap_gram)
+    form, solver = resolve(mode, solver, n_samples, n_params, cheap_gram, diag_shift)
     return SRPlan(form=form, solver=solver, dense_jacobian=dense, gram_cg=form == "minsr" and solver == "cg" and cheap_gram)
 
 

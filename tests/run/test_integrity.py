@@ -90,7 +90,7 @@ def _rewrite_checkpoint(path, change):
     path.write_bytes(serialization.msgpack_serialize(payload))
 
 
-@pytest.mark.parametrize("tamper", ["negative step", "flipped byte", "wrong shape"])
+@pytest.mark.parametrize("tamper", ["negative step", "flipped byte", "wrong shape", "occupation above n_max"])
 def test_a_tampered_checkpoint_falls_back_to_the_previous_one_with_a_warning(partial, reference, tamper):
     cfg, out = partial
     newest = sorted((out / "checkpoints").glob("step_*.msgpack"))[-1]
@@ -101,6 +101,16 @@ def test_a_tampered_checkpoint_falls_back_to_the_previous_one_with_a_warning(par
         data = bytearray(newest.read_bytes())
         data[len(data) // 2] ^= 0x40
         newest.write_bytes(bytes(data))
+    elif tamper == "occupation above n_max":
+        def overfill(p):
+            state = serialization.msgpack_restore(p["state"])
+            state["chains"]["x"][0, 0] = 7  # n_max = 2
+            body = serialization.msgpack_serialize(state)
+            import hashlib
+
+            p.update(state=body, sha256=hashlib.sha256(body).hexdigest())
+
+        _rewrite_checkpoint(newest, overfill)
     else:
         def reshape(p):
             state = serialization.msgpack_restore(p["state"])
@@ -268,3 +278,15 @@ def test_odd_streams_and_locales_never_give_a_traceback(reference):
     assert full.returncode == 74 and full.stderr.strip().startswith("error:") and "Traceback" not in full.stderr
     nan = runner.invoke(app, ["train", str(cfg), "--max-time", "nan"])
     assert nan.exit_code == 2 and "--max-time" in nan.output
+
+
+def test_a_checkpoint_of_another_seed_is_refused_unless_forced(partial, tmp_path):
+    cfg, out = partial
+    other = tmp_path / "other.toml"
+    other.write_text(cfg.read_text().replace("seed = 21", "seed = 22"))
+    res = train(other, out)
+    assert res.exit_code == 2, res.output
+    assert "seed 21, this config has seed 22" in res.output and "--force" in res.output
+    res = train(other, out, "--force")
+    assert res.exit_code == 0, res.output
+    assert len(metrics_rows(out)) == 20

@@ -87,6 +87,10 @@ def test_minsr_equals_parameter_space_sr():
         assert sr.resolve("auto", "auto", n, p, cheap_gram=True) == ("minsr", "cg")
     assert sr.resolve("auto", "auto", 16384, 33152, cheap_gram=True) == ("S", "cg")
     assert sr.resolve("auto", "auto", 1008, 600, cheap_gram=True) == ("S", "cg")
+    # a small final shift makes CG slow: the direct solve on the same Gram matrix, where it pays
+    assert sr.resolve("auto", "auto", 2048, 9408, cheap_gram=True, diag_shift=0.001) == ("minsr", "cholesky")
+    assert sr.resolve("auto", "auto", 2048, 9408, cheap_gram=True, diag_shift=0.01) == ("minsr", "cg")
+    assert sr.resolve("auto", "auto", 1008, 1088, cheap_gram=True, diag_shift=0.001) == ("minsr", "cg")
 
 
 def total_variation_bound(p: np.ndarray, n_effective: float) -> float:
