@@ -57,6 +57,7 @@ def test_effective_config_round_trips_every_toml_value():
     assert tomllib.loads(to_toml(data, "a comment\nover two lines")) == data
 
 
+@pytest.mark.slow  # a subprocess and its own compilation: in the slow (CI) run
 def test_sigint_prints_the_exact_command_to_resume_on_one_line(config, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "nqs_cli", "train", str(config), "--set", "hamiltonian.U=3", "--n-iter", "400", "--out", str(out)]
@@ -108,6 +109,8 @@ def test_max_time_predicts_the_next_step_without_compilation():
     training.compile_seconds, saved = (lambda: compiled["s"]), training.compile_seconds
     try:
         class Cfg:
+            seed = 0
+
             class train:
                 checkpoint_every = 10**6
 

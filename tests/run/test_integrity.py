@@ -103,8 +103,12 @@ def test_a_tampered_checkpoint_falls_back_to_the_previous_one_with_a_warning(par
         newest.write_bytes(bytes(data))
     elif tamper == "occupation above n_max":
         def overfill(p):
+            import numpy as np
+
             state = serialization.msgpack_restore(p["state"])
-            state["chains"]["x"][0, 0] = 7  # n_max = 2
+            x = np.array(state["chains"]["x"])
+            x[0, 0] = 7  # n_max = 2
+            state["chains"]["x"] = x
             body = serialization.msgpack_serialize(state)
             import hashlib
 
@@ -127,6 +131,7 @@ def test_a_tampered_checkpoint_falls_back_to_the_previous_one_with_a_warning(par
     assert metrics_rows(out) == reference[1]  # resumed from step 10: the same run
 
 
+@pytest.mark.slow  # subprocesses with their own compilation: in the slow (CI) run
 def test_a_second_train_on_the_same_directory_is_refused_and_a_killed_ones_lock_is_stale(reference, tmp_path):
     cfg, _ = reference
     out = tmp_path / "run"
@@ -215,6 +220,7 @@ def test_the_reverts_counter_survives_a_resume(reference, tmp_path, monkeypatch)
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["reverts"] == 1
 
 
+@pytest.mark.slow  # subprocesses with their own compilation: in the slow (CI) run
 def test_progress_into_a_closed_pipe_never_stops_training(reference, tmp_path):
     cfg, _ = reference
     out = tmp_path / "run"
@@ -266,6 +272,7 @@ def _shell(command, **env):
     return subprocess.run(["bash", "-c", command], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
 
 
+@pytest.mark.slow  # subprocesses with their own compilation: in the slow (CI) run
 def test_odd_streams_and_locales_never_give_a_traceback(reference):
     cfg, _ = reference
     run = cfg.parent / "run"
