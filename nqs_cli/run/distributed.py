@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import sys
 import time
 from typing import Mapping
@@ -85,12 +86,16 @@ def initialize(d, environ: Mapping[str, str] = os.environ) -> None:
     if settings.get("process_id", 0) != 0:
         # ... and when the coordinator never answers
         wait_for_coordinator(settings["coordinator_address"], d.timeout_s)
+    where = settings.get("coordinator_address", "the cluster environment")
+    joined = threading.Event()
+    threading.Thread(target=_abort_watch, args=(joined, d.timeout_s, where, settings.get("num_processes")), daemon=True).start()
     try:
         jax.distributed.initialize(**settings, initialization_timeout=d.timeout_s)
     except Exception as exc:  # connection, timeout and launcher errors come in several types
-        where = settings.get("coordinator_address", "the cluster environment")
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise DistributedError(f"distributed: could not join the process group via {where}: {detail}") from None
+    finally:
+        joined.set()
     # The CPU collectives announce their connections on standard output; make that first
     # connection now, with standard output pointed at standard error, to keep stdout for results.
     sys.stdout.flush()
@@ -101,6 +106,18 @@ def initialize(d, environ: Mapping[str, str] = os.environ) -> None:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def _abort_watch(joined: threading.Event, timeout_s: float, where: str, n) -> None:
+    """JAX aborts the process (SIGABRT, no exception) when a peer never joins: end it first,
+    with one line and exit code 2, a moment before JAX's own timeout."""
+    if not joined.wait(max(timeout_s - 2.0, 0.5)):
+        peers = f"all {n} processes" if n else "every process"
+        message = f"error: distributed: the process group via {where} did not form within {timeout_s:g} s; start {peers} (distributed.timeout_s)\n"
+        try:
+            os.write(2, message.encode())
+        finally:
+            os._exit(2)
 
 
 def wait_for_coordinator(address: str, timeout_s: float) -> None:

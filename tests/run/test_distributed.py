@@ -190,3 +190,23 @@ def test_a_signal_to_one_process_stops_both_with_a_checkpoint(tmp_path):
     assert 3 <= done < 400
     assert any(p.name == f"step_{done:08d}.msgpack" for p in (lead / "checkpoints").iterdir())
     assert not other.exists()
+
+
+@pytest.mark.slow  # waits for distributed.timeout_s
+def test_a_peer_that_never_joins_ends_with_one_line_not_an_abort(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[lattice]\nlength = 4\n[hilbert]\nkind = "fock"\nn_max = 2\nn_particles = 4\n[hamiltonian]\nkind = "bose-hubbard"\n'
+                   "[sampler]\nn_chains = 4\nn_samples = 64\n[distributed]\ntimeout_s = 6\n")
+    proc = subprocess.run([sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(tmp_path / "run"), "--n-iter", "2",
+                           "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: distributed: the process group")
