@@ -57,7 +57,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nqs_cli import config as config_mod
-from nqs_cli.app.render import StreamConsole
+from nqs_cli.app.render import StreamConsole, silence_stdio
 from nqs_cli.config import ConfigError
 from typer.core import TyperGroup
 from typer.exceptions import Abort, TyperException
@@ -512,18 +512,18 @@ def main():
     except BrokenPipeError:
         # the reader of our output went away (`nqs report | head -1`): everything is written,
         # stop quietly, without a second error when Python flushes the dead stream at exit
-        quiet_dead_streams()
+        silence_stdio()
         sys.exit(0)
     except OSError as exc:  # an output stream on a full or failing device
-        quiet_dead_streams()
+        silence_stdio()
         _last_words(f"error: {exc.filename or 'output'}: {exc.strerror or exc}")
         sys.exit(EXIT_IO)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        quiet_dead_streams()
+        silence_stdio()
     except OSError as exc:  # stdout on a full device: the results did not reach it
-        quiet_dead_streams()
+        silence_stdio()
         _last_words(f"error: cannot write the results to standard output ({exc.strerror})")
         code = code or EXIT_IO
     sys.exit(code)
@@ -539,14 +539,6 @@ def _last_words(text: str) -> None:
 
 _STDERR_FD = os.dup(2)
 
-
-def quiet_dead_streams() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            os.dup2(devnull, stream.fileno())
-        except (OSError, ValueError):
-            pass
 
 
 if __name__ == "__main__":

@@ -88,13 +88,15 @@ def guarded(method):
             self.dead = True
             self.quiet = True
             self.live = None
-            _silence_stdio()
+            silence_stdio()
             return None
 
     return wrapper
 
 
-def _silence_stdio() -> None:
+def silence_stdio() -> None:
+    """Point stdout and stderr at /dev/null (their reader went away or their device is full),
+    so that neither later output nor Python's final flush raises again."""
     import os
     import sys
 
@@ -108,6 +110,7 @@ def _silence_stdio() -> None:
             os.dup2(devnull, stream.fileno())
         except (OSError, ValueError):
             pass
+    os.close(devnull)
 
 
 class TrainReporter:

@@ -25,7 +25,7 @@ from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
-from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json, read_json_object
+from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
@@ -106,9 +106,7 @@ def prepare_run_dir(cfg, out: Path | None, force: bool, reporter) -> tuple[Path,
 
 def check_resume(path: Path, resolved: dict, force: bool, reporter) -> None:
     """Refuse a resume that would change the problem (unless ``force``); show other changes."""
-    old = read_json(path / "resolved.json")
-    if not isinstance(old, dict):
-        raise RunDirError(f"{path / 'resolved.json'}: not a resolved config")
+    old = read_json_object(path / "resolved.json", {})
     diff = rd.config_diff(old, resolved)
     problem_changes = [d for d in diff if rd.touches_problem(d[0])]
     if problem_changes and not force:
