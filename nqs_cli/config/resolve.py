@@ -152,6 +152,7 @@ OPTIMIZER_DEFAULTS = {
 # box (6 bosons) 4.9256 -> 4.9248, spin-1 L=10 2.4e-3 -> 2.8e-3, harmonic trap exact either way.
 STEP_DEFAULTS = {"warmup": 10, "trust_region": 0.05}
 SHIFT_START, SHIFT_STEPS = 0.1, 100
+SR_MOMENTUM = 0.0
 
 
 def _optimizer_defaults(opt: OptimizerConfig, family: str) -> OptimizerConfig:
@@ -159,7 +160,7 @@ def _optimizer_defaults(opt: OptimizerConfig, family: str) -> OptimizerConfig:
     opt = _fill(opt, learning_rate=table[opt.kind], **STEP_DEFAULTS)
     if opt.sr is not None:
         sr = _fill(opt.sr, diag_shift=table["diag_shift"])
-        sr = _fill(sr, diag_shift_start=max(SHIFT_START, sr.diag_shift), diag_shift_steps=SHIFT_STEPS)
+        sr = _fill(sr, diag_shift_start=max(SHIFT_START, sr.diag_shift), diag_shift_steps=SHIFT_STEPS, momentum=SR_MOMENTUM)
         opt = dataclasses.replace(opt, sr=sr)
     return opt
 

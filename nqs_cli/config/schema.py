@@ -166,6 +166,7 @@ class SRConfig:
     tol: float = opt(1e-5, lambda v: None if 0 < v < 1 else "between 0 and 1", doc="Relative residual at which conjugate gradients stop.")
     diag_shift_start: float = opt(None, non_negative, doc="Shift at the first iteration, decaying geometrically to `diag_shift` over `diag_shift_steps` iterations (0: constant `diag_shift`).", auto="max(0.1, diag_shift)")
     diag_shift_steps: int = opt(None, non_negative, doc="Iterations of the shift's decay.", auto="100")
+    momentum: float = opt(None, lambda v: None if 0 <= v < 1 else ">= 0 and < 1", doc="Momentum μ of the SR direction (SPRING): δ minimises |Ōδ − 2ε|² + λ|δ − μδ_prev|², so the update keeps, with weight μ, the part of the previous one that this step's samples cannot resolve (0: plain SR).", auto="0")
 
 
 @dataclass(frozen=True)

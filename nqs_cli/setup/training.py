@@ -45,6 +45,7 @@ class Training:
     sr_plan: sr.SRPlan | None
     local_energies: Callable  # (params, xs (N, n_dof)) -> E_loc (N,)
     step: Callable  # (VMCState, key) -> (VMCState, stats), to be jitted
+    memory: bool = False  # the state keeps the previous direction (SR momentum)
 
     def sampler(self, n_per_chain: int, n_discard: int) -> Callable:
         """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule."""
@@ -57,7 +58,7 @@ class Training:
     def init_state(self, seed: int) -> VMCState:
         k_params, k_chains, _ = root_keys(seed)
         params = self.problem.init_params(k_params)
-        return init_state(params, self.fresh_chains(params, k_chains), self.tx)
+        return init_state(params, self.fresh_chains(params, k_chains), self.tx, self.memory)
 
 
 def build_training(cfg: Config, problem: Problem) -> Training:
@@ -81,7 +82,7 @@ def build_training(cfg: Config, problem: Problem) -> Training:
     shift, direction = None, gradient_direction
     if plan is not None:
         shift = sr.shift_schedule(sr_cfg.diag_shift, sr_cfg.diag_shift_start or None, sr_cfg.diag_shift_steps)
-        direction = sr.make_direction(plan, shift, sr_cfg.tol)
+        direction = sr.make_direction(plan, shift, sr_cfg.tol, sr_cfg.momentum)
     opt = cfg.optimizer
     return Training(
         problem=problem,
@@ -92,4 +93,5 @@ def build_training(cfg: Config, problem: Problem) -> Training:
         sr_plan=plan,
         local_energies=local_energies,
         step=make_step(sample, local_energies, jacobian, direction, tx, opt.warmup, opt.trust_region or None, shift, target is not None),
+        memory=plan is not None and bool(sr_cfg.momentum),
     )

@@ -157,12 +157,22 @@ def shift_schedule(diag_shift: float, start: float | None = None, steps: int = 0
     return lambda step: diag_shift * ratio ** jnp.maximum(0.0, 1.0 - step / steps)
 
 
-def make_direction(sr_plan: SRPlan, diag_shift, tol: float):
-    """``(jac, eps, grad, step) -> δ``: the SR direction in the planned form (the step's
-    ``direction``); ``diag_shift``: step -> λ (``shift_schedule``)."""
+def make_direction(sr_plan: SRPlan, diag_shift, tol: float, momentum: float = 0.0):
+    """``(jac, eps, grad, step, previous) -> δ``: the SR direction in the planned form (the
+    step's ``direction``); ``diag_shift``: step -> λ (``shift_schedule``).
 
-    def direction(jac, eps, grad, step):
-        return solve(sr_plan, jac, eps, diag_shift(step), tol)
+    With ``momentum`` μ > 0 the direction remembers the previous one ``previous`` (SPRING,
+    Goldshlager, Abrahamsen & Lin, J. Comput. Phys. 2024): δ minimises
+    |Ōδ − 2ε|² + λ|δ − μδ_prev|², i.e. (S + λ)δ = 2Ōᵀε + λμδ_prev. Writing δ = μδ_prev + δ′,
+    δ′ is the ordinary SR solution for ε′ = ε − (μ/2)·Ōδ_prev, so every form and solver
+    applies unchanged. The samples of one step see at most N directions; the memory keeps
+    the update in the directions they cannot see, instead of letting the shift zero it."""
+
+    def direction(jac, eps, grad, step, previous=None):
+        if not momentum:
+            return solve(sr_plan, jac, eps, diag_shift(step), tol)
+        eps = eps - (0.5 * momentum) * jac.apply(previous).astype(eps.dtype)
+        return momentum * previous + solve(sr_plan, jac, eps, diag_shift(step), tol)
 
     return direction
 

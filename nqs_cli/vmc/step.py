@@ -27,6 +27,7 @@ class VMCState:
     params: Any
     opt_state: Any
     chains: ChainState
+    direction: Any = ()  # the previous update direction δ (flat), kept when SR has momentum
 
 
 def root_keys(seed: int):
@@ -35,8 +36,10 @@ def root_keys(seed: int):
     return k_params, k_chains, k_steps
 
 
-def init_state(params, chains: ChainState, tx: optax.GradientTransformation) -> VMCState:
-    return VMCState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), chains=chains)
+def init_state(params, chains: ChainState, tx: optax.GradientTransformation, memory: bool = False) -> VMCState:
+    """The state before the first step; ``memory``: keep the previous direction (zero at first)."""
+    direction = ravel_pytree(params)[0] * 0 if memory else ()
+    return VMCState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), chains=chains, direction=direction)
 
 
 def n_parameters(params) -> int:
@@ -58,7 +61,7 @@ def chunked_map(fn, chunk_size: int | None):
     return apply
 
 
-def gradient_direction(jac, eps, grad, step):
+def gradient_direction(jac, eps, grad, step, previous=None):
     """Plain gradient descent: the update direction is the energy gradient itself."""
     return grad
 
@@ -85,7 +88,8 @@ def make_step(
 
     sample(params, chains, key) -> (chains, samples (n_chains, n_per_chain, n_dof), acceptance);
     local_energies(params, xs (N, n_dof)) -> E_loc (N,); jacobian(params, xs) -> Jacobian map;
-    direction(jac, eps, grad, step) -> flat update direction (SR, or the gradient).
+    direction(jac, eps, grad, step, previous) -> flat update direction (SR, or the gradient;
+    ``previous``: the last step's direction, kept in the state when it is an array).
 
     The optimiser's update Δθ is multiplied by ``scale`` (a retry's step reduction), the
     warm-up factor, and then shrunk, if needed, so that its squared Fubini–Study length
@@ -106,7 +110,7 @@ def make_step(
         jac = jacobian(state.params, flat)
         eps = sr.centered_energies(e_loc, flat_params.dtype)
         grad = sr.energy_gradient(jac, eps)
-        delta = direction(jac, eps, grad, state.step)
+        delta = direction(jac, eps, grad, state.step, state.direction)
         updates, opt_state = tx.update(unravel(delta), state.opt_state, state.params)
         factor = scale * warm(state.step)
         fs = jnp.sum(jac.apply(ravel_pytree(updates)[0]) ** 2) * factor**2
@@ -115,7 +119,8 @@ def make_step(
             factor, fs = factor * shrink, fs * shrink**2
         updates = jax.tree_util.tree_map(lambda u: (factor * u).astype(u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
-        new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains)
+        memory = state.direction if isinstance(state.direction, tuple) else delta.astype(state.direction.dtype)
+        new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains, direction=memory)
         stats = {
             "energy": st.mean,
             "energy_error": st.error_of_mean,

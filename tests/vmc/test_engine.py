@@ -72,6 +72,31 @@ def test_minsr_equals_parameter_space_sr():
         s_mat = o_bar.T @ o_bar
         np.testing.assert_allclose(s_mat @ d_s + 1e-3 * d_s, sr.energy_gradient(jac, eps), rtol=1e-8, atol=1e-10)
     assert sr.resolve_mode("auto", 100, 1000) == "minsr"
+
+
+def test_sr_momentum_solves_the_spring_system_in_every_form():
+    """δ = argmin |Ōδ − 2ε|² + λ|δ − μδ_prev|²: (S + λ)δ = 2Ōᵀε + λμδ_prev, the same in
+    parameter and sample space, with Cholesky and conjugate gradients."""
+    key_o, key_e, key_p = jax.random.split(jax.random.key(1), 3)
+    lam, mu = 1e-3, 0.9
+    for n, p in [(40, 90), (90, 40)]:
+        raw = jax.random.normal(key_o, (n, p))
+        o_bar = (raw - jnp.mean(raw, axis=0, keepdims=True)) / np.sqrt(n)
+        jac = DenseJacobian(o_bar)
+        eps = sr.centered_energies(jax.random.normal(key_e, (n,)), o_bar.dtype)
+        previous = jax.random.normal(key_p, (p,))
+        rhs = sr.energy_gradient(jac, eps) + lam * mu * previous
+        for mode, solver, rtol in [("S", "cholesky", 1e-8), ("minsr", "cholesky", 1e-8), ("S", "cg", 1e-5), ("minsr", "cg", 1e-5)]:
+            direction = sr.make_direction(sr.plan(mode, solver, n, p, structured=False), lambda step: lam, 1e-10, mu)
+            d = direction(jac, eps, None, 0, previous)
+            np.testing.assert_allclose(o_bar.T @ (o_bar @ d) + lam * d, rhs, rtol=rtol, atol=1e-8, err_msg=f"{mode}/{solver}")
+        # without momentum the memory is ignored
+        plain = sr.make_direction(sr.plan("S", "cholesky", n, p, structured=False), lambda step: lam, 1e-10)
+        np.testing.assert_allclose(plain(jac, eps, None, 0, previous), sr.sr_direction(jac, eps, lam, "S", "cholesky"), rtol=1e-12)
+
+
+def test_sr_resolution_rules():
+    assert sr.resolve_mode("auto", 100, 1000) == "minsr"
     assert sr.resolve_mode("auto", 1000, 100) == "S"
     assert sr.resolve("auto", "auto", 100, 300) == ("minsr", "cholesky")
     assert sr.resolve("auto", "auto", 1008, 1088) == ("S", "cg")
