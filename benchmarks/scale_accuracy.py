@@ -61,7 +61,7 @@ def run_nqs(config: Path, budget_s: float, reserve: float = 0.15) -> dict:
     from nqs_cli.run.evaluation import PASS_FACTOR, sample_energy
     from nqs_cli.setup import build_problem, build_training
     from nqs_cli.vmc.loop import Health, run_loop
-    from nqs_cli.vmc.step import root_keys
+    from nqs_cli.vmc.step import final_params, root_keys
 
     t0 = time.perf_counter()
     cfg = config_mod.load(config)
@@ -80,8 +80,8 @@ def run_nqs(config: Path, budget_s: float, reserve: float = 0.15) -> dict:
     window = estimate_window(len(rows), tr.final_window)
     trajectory = final_estimate(rows, window)
     s = cfg.sampler
-    final = sample_energy(training, state.params, jax.random.key(cfg.seed + 1_000_003), PASS_FACTOR * s.n_samples,
-                          2 * window * s.n_samples, trajectory["energy_error"])
+    final = sample_energy(training, final_params(state), jax.random.key(cfg.seed + 1_000_003), PASS_FACTOR * s.n_samples,
+                          2 * window * s.n_samples, trajectory["energy_error"], start=state.chains)
     return {"energy": final["energy"], "energy_error": final["energy_error"], "final_samples": final["n_samples"],
             "trajectory_energy": trajectory["energy"], "trajectory_energy_error": trajectory["energy_error"],
             "wall_s": time.perf_counter() - t0, "n_iter": len(rows)}

@@ -17,6 +17,8 @@ from nqs_cli.config.schema import (
     SpaceConfig,
     SRConfig,
     TrainConfig,
+    average_iterations,
+    estimate_window,
     lattice_dims,
 )
 
@@ -35,6 +37,8 @@ __all__ = [
     "SpaceConfig",
     "TrainConfig",
     "apply_overrides",
+    "average_iterations",
+    "estimate_window",
     "effective_toml",
     "flatten",
     "from_dict",

@@ -191,6 +191,7 @@ class TrainConfig:
     spike_factor: float = opt(10.0, lambda v: None if v > 1 else "> 1", doc="A step whose E_loc variance exceeds this × the median of the last 20, or whose energy is this many error bars above their median, is a spike.")
     spike_retries: int = opt(3, non_negative, doc="A spike redoes the update before it with half the step, up to this many times (0: off).")
     dead_steps: int = opt(5, at_least(1), doc="Consecutive iterations with Tr S ≈ 0 (ψ no longer depends on its parameters) that fail the run.")
+    param_average: int | None = opt(None, non_negative, doc="The final parameters are an average of the iterates θ_t: θ̄_t = θ̄_{t−1} + (θ_t − θ̄_{t−1})/min(t, τ) (uniform over the first τ iterations, then exponential with time constant τ); the final estimate, `nqs evaluate` and the checkpoints' `average` use θ̄. Averaging removes the step-to-step noise of the stochastic updates (0: the last iterate).", auto="half the estimate window: max(1, min(final_window, n_iter // 5) // 2)")
     final_samples: int | None = opt(None, non_negative, doc="Most samples of the final fresh-chain evaluation, in passes of 8 × n_samples until its error bar is no larger than the trajectory estimate's (0: none).", auto="2 × the averaging window × n_samples")
 
 
@@ -237,6 +238,18 @@ class Config:
     def n_sites(self) -> int:
         lat = self.lattice
         return lat.length ** lattice_dims(lat)
+
+
+def estimate_window(n_iter: int, final_window: int) -> int:
+    """The final estimate averages the last 20% of the iterations, at most ``train.final_window``."""
+    return min(final_window, max(1, n_iter // 5))
+
+
+def average_iterations(train: TrainConfig) -> int:
+    """Iterations τ of the parameter average (``train.param_average``; auto: half the estimate window)."""
+    if train.param_average is not None:
+        return train.param_average
+    return max(1, estimate_window(train.n_iter, train.final_window) // 2)
 
 
 def lattice_dims(lat: LatticeConfig) -> int:

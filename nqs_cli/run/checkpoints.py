@@ -96,9 +96,12 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
     if isinstance(chains, dict) and "width" not in chains and "x" in chains:
         # written before the chains carried their proposal width: start it at 1
         chains["width"] = serialization.to_state_dict(template.chains)["width"]
-    if isinstance(state, dict) and "direction" not in state and "chains" in state:
-        # written before the state could keep the previous SR direction
-        state["direction"] = serialization.to_state_dict(template.direction)
+    if isinstance(state, dict) and "chains" in state:
+        # written before the state kept the previous SR direction and the parameter average
+        if "direction" not in state:
+            state["direction"] = serialization.to_state_dict(template.direction)
+        if "average" not in state:
+            state["average"] = serialization.to_state_dict(template.average) if isinstance(template.average, tuple) else state.get("params")
     try:
         restored = serialization.from_state_dict(template, state)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from nqs_cli.config import estimate_window  # noqa: F401  (the window rule belongs to the config; imported from here too)
+
 
 def final_estimate(rows: list[dict], window: int, discard: int = 0) -> dict:
     """Mean energy over the last ``window`` iterations (after dropping the first ``discard``).
@@ -28,11 +30,6 @@ def final_estimate(rows: list[dict], window: int, discard: int = 0) -> dict:
         "variance": float(np.mean(var)),
         "estimate": f"mean over the last {n} iterations (steps {rows[0]['step']}..{rows[-1]['step']})",
     }
-
-
-def estimate_window(n_iter: int, final_window: int) -> int:
-    """The final estimate averages the last 20% of the iterations, at most ``train.final_window``."""
-    return min(final_window, max(1, n_iter // 5))
 
 
 def relative_error(energy, exact):

@@ -13,6 +13,7 @@ from nqs_cli.run.estimates import estimate_window, relative_error
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_json, read_json, read_json_object
 from nqs_cli.setup import build_problem, build_training
+from nqs_cli.vmc.step import final_params
 
 def load_run_config(path: Path) -> Config:
     """The resolved config stored in a run directory (round-trips through the validator)."""
@@ -48,7 +49,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     else:
         target, max_samples, n_per_pass = None, n_samples, n_samples
     seed = cfg.seed + 1_000_003 if seed is None else seed
-    stats = sample_energy(training, state.params, jax.random.key(seed), n_per_pass, max_samples, target)
+    stats = sample_energy(training, final_params(state), jax.random.key(seed), n_per_pass, max_samples, target, start=state.chains)
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     out = {

@@ -37,14 +37,18 @@ def v_score(energy: float, variance: float, n_units: int, e_inf: float) -> float
     return None if gap == 0 else float(n_units * variance / gap**2)
 
 
-def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None) -> dict:
-    """Statistics of E_loc under |ψ|² for ``params``: fresh chains, DISCARD_SWEEPS sweeps of
-    thermalisation, then passes of ``n_per_pass`` samples until the error is ≤ ``target_error``
-    (one pass when None) or ``max_samples`` are drawn."""
+def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None) -> dict:
+    """Statistics of E_loc under |ψ|² for ``params``: new chains with their own keys,
+    DISCARD_SWEEPS sweeps of thermalisation, then passes of ``n_per_pass`` samples until the
+    error is ≤ ``target_error`` (one pass when None) or ``max_samples`` are drawn.
+
+    The chains start from the configurations of ``start`` (the training's chains, already in
+    the typical set of ψ) when given, else from random configurations, which in a strong trap
+    or a dilute box may take far longer than DISCARD_SWEEPS sweeps to reach it."""
     n_chains = training.n_chains
     per_chain = max(1, -(-n_per_pass // n_chains))
     k_chains, k_first, k_more = jax.random.split(key, 3)
-    chains = training.fresh_chains(params, k_chains)
+    chains = training.fresh_chains(params, k_chains) if start is None else training.restart_chains(params, start)
     first = jax.jit(training.sampler(per_chain, DISCARD_SWEEPS))
     more = jax.jit(training.sampler(per_chain, 0))
     energies = jax.jit(training.local_energies)
@@ -60,4 +64,5 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
         drawn = passes * per_chain * n_chains
         if target_error is None or st["energy_error"] <= target_error or drawn + per_chain * n_chains > max_samples:
             break
-    return {**st, "acceptance": float(np.mean(accepted)), "n_samples": drawn, "n_chains": n_chains, "discard_sweeps": DISCARD_SWEEPS}
+    return {**st, "acceptance": float(np.mean(accepted)), "n_samples": drawn, "n_chains": n_chains, "discard_sweeps": DISCARD_SWEEPS,
+            "chains_from": "random configurations" if start is None else "the training chains"}

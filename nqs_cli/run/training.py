@@ -30,7 +30,7 @@ from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
-from nqs_cli.vmc.step import VMCState, root_keys
+from nqs_cli.vmc.step import VMCState, final_params, root_keys
 
 FAILED = ("diverged", "failed")
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
@@ -324,7 +324,7 @@ def write_observables(path: Path | None, training: Training, state: VMCState, cf
     """Density profile (trap) or g(r) (box) from one more sampling pass of the final state."""
     s = cfg.sampler
     sample = jax.jit(training.sampler(4 * s.n_samples // s.n_chains, s.n_discard_per_chain))
-    _, samples, _ = sample(state.params, state.chains, jax.random.key(cfg.seed + 7))
+    _, samples, _ = sample(final_params(state), state.chains, jax.random.key(cfg.seed + 7))
     # chain-major order keeps each chain's samples consecutive, as the blocking errors assume
     flat = dist.to_host(samples).reshape(-1, samples.shape[-1])
     if dist.is_lead():
@@ -355,12 +355,14 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     if max_samples == 0:
         return None
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
-    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.params))  # every process evaluates the same samples, locally
+    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))  # every process evaluates the same samples, locally
     n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
-    stats = sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n_per_pass, max_samples, target)
+    chains = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.chains))
+    stats = sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n_per_pass, max_samples, target, start=chains)
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
-    return {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target}
+    which = f"the parameters averaged over ~{training.average} iterations" if training.average else "the last parameters"
+    return {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target, "parameters": which}
 
 
 def write_result(path: Path, cfg: Config, status: str, reference, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None) -> dict:
@@ -375,7 +377,7 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
             "energy": final["energy"],
             "energy_error": final["energy_error"],
             "variance": final["variance"],
-            "estimate": f"fresh chains: {final['n_samples']} samples after {final['discard_sweeps']} thermalisation sweeps",
+            "estimate": f"fresh chains: {final['n_samples']} samples of {final['parameters']} after {final['discard_sweeps']} thermalisation sweeps from {final['chains_from']}",
             "tau_corr": final["tau_corr"],
             "v_score": final["v_score"],
             "e_inf": final["e_inf"],

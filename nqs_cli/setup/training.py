@@ -11,7 +11,7 @@ from typing import Callable
 import jax
 import optax
 
-from nqs_cli.config import Config
+from nqs_cli.config import Config, average_iterations
 from nqs_cli.setup.problem import Problem
 from nqs_cli.vmc import sr
 from nqs_cli.vmc.sampler import ChainState, init_chains, make_sampler
@@ -46,6 +46,7 @@ class Training:
     local_energies: Callable  # (params, xs (N, n_dof)) -> E_loc (N,)
     step: Callable  # (VMCState, key) -> (VMCState, stats), to be jitted
     memory: bool = False  # the state keeps the previous direction (SR momentum)
+    average: int = 0  # iterations τ of the running parameter average (0: none)
 
     def sampler(self, n_per_chain: int, n_discard: int) -> Callable:
         """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule."""
@@ -55,10 +56,16 @@ class Training:
         p = self.problem
         return init_chains(p.log_psi, params, p.random_state, key, self.n_chains)
 
+    def restart_chains(self, params, chains: ChainState) -> ChainState:
+        """The configurations of ``chains`` (and their proposal widths) as chains of ``params``."""
+        x = jax.numpy.asarray(chains.x)
+        lp = jax.vmap(self.problem.log_psi, (None, 0))(params, x)
+        return ChainState(x=x, log_psi=lp, width=jax.numpy.asarray(chains.width, jax.numpy.real(lp).dtype))
+
     def init_state(self, seed: int) -> VMCState:
         k_params, k_chains, _ = root_keys(seed)
         params = self.problem.init_params(k_params)
-        return init_state(params, self.fresh_chains(params, k_chains), self.tx, self.memory)
+        return init_state(params, self.fresh_chains(params, k_chains), self.tx, self.memory, self.average > 0)
 
 
 def build_training(cfg: Config, problem: Problem) -> Training:
@@ -84,6 +91,7 @@ def build_training(cfg: Config, problem: Problem) -> Training:
         shift = sr.shift_schedule(sr_cfg.diag_shift, sr_cfg.diag_shift_start or None, sr_cfg.diag_shift_steps)
         direction = sr.make_direction(plan, shift, sr_cfg.tol, sr_cfg.momentum)
     opt = cfg.optimizer
+    average = average_iterations(cfg.train)
     return Training(
         problem=problem,
         tx=tx,
@@ -92,6 +100,7 @@ def build_training(cfg: Config, problem: Problem) -> Training:
         target_acceptance=target,
         sr_plan=plan,
         local_energies=local_energies,
-        step=make_step(sample, local_energies, jacobian, direction, tx, opt.warmup, opt.trust_region or None, shift, target is not None),
+        step=make_step(sample, local_energies, jacobian, direction, tx, opt.warmup, opt.trust_region or None, shift, target is not None, average or None),
         memory=plan is not None and bool(sr_cfg.momentum),
+        average=average,
     )

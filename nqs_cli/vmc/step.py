@@ -28,6 +28,12 @@ class VMCState:
     opt_state: Any
     chains: ChainState
     direction: Any = ()  # the previous update direction δ (flat), kept when SR has momentum
+    average: Any = ()  # the running average of the parameters (``make_step(average=τ)``), else ()
+
+
+def final_params(state: VMCState):
+    """The parameters a run reports: the running average when it is kept, else the last iterate."""
+    return state.params if isinstance(state.average, tuple) else state.average
 
 
 def root_keys(seed: int):
@@ -36,10 +42,19 @@ def root_keys(seed: int):
     return k_params, k_chains, k_steps
 
 
-def init_state(params, chains: ChainState, tx: optax.GradientTransformation, memory: bool = False) -> VMCState:
-    """The state before the first step; ``memory``: keep the previous direction (zero at first)."""
+def init_state(params, chains: ChainState, tx: optax.GradientTransformation, memory: bool = False, average: bool = False) -> VMCState:
+    """The state before the first step; ``memory``: keep the previous direction (zero at
+    first); ``average``: keep a running average of the parameters (the initial ones at first)."""
     direction = ravel_pytree(params)[0] * 0 if memory else ()
-    return VMCState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), chains=chains, direction=direction)
+    mean = jax.tree_util.tree_map(jnp.array, params) if average else ()
+    return VMCState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), chains=chains, direction=direction, average=mean)
+
+
+def running_average(mean, params, count, horizon: int):
+    """θ̄ ← θ̄ + (θ − θ̄)/min(count, horizon): the uniform mean of the first ``horizon`` iterates,
+    then an exponential average with time constant ``horizon`` (``count``: iterates so far)."""
+    rate = 1.0 / jnp.minimum(count, horizon)
+    return jax.tree_util.tree_map(lambda m, p: (m + rate * (p - m)).astype(m.dtype), mean, params)
 
 
 def n_parameters(params) -> int:
@@ -83,6 +98,7 @@ def make_step(
     trust_region: float | None = None,
     diag_shift: Callable | None = None,
     report_width: bool = False,
+    average: int | None = None,
 ) -> Callable:
     """The VMC iteration ``(state, key, scale=1) -> (state, stats)`` from its parts.
 
@@ -97,7 +113,8 @@ def make_step(
     the state, whatever the parametrisation. Stats carry that length (``fs_step``), the
     total factor (``step_scale``) and Tr S (``trace_s``, 0 when ψ no longer depends on
     its parameters), with SR the step's ``diag_shift`` (step -> λ), and with an adaptive
-    sampler the chains' mean proposal-width factor (``width_scale``).
+    sampler the chains' mean proposal-width factor (``width_scale``). With ``average`` = τ
+    the state keeps the running average of the parameters (``running_average``).
     """
     warm = warmup_factor(warmup)
 
@@ -120,7 +137,8 @@ def make_step(
         updates = jax.tree_util.tree_map(lambda u: (factor * u).astype(u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
         memory = state.direction if isinstance(state.direction, tuple) else delta.astype(state.direction.dtype)
-        new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains, direction=memory)
+        mean = running_average(state.average, params, state.step + 1, average) if average else state.average
+        new_state = VMCState(step=state.step + 1, params=params, opt_state=opt_state, chains=chains, direction=memory, average=mean)
         stats = {
             "energy": st.mean,
             "energy_error": st.error_of_mean,

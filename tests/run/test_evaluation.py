@@ -31,6 +31,11 @@ def test_sampled_energy_agrees_with_the_full_sum_within_its_error_bar(kind):
     assert more["energy_error"] <= target or more["n_samples"] == 4 * 2048 * 4
     assert more["n_samples"] > 2048
     assert abs(more["energy"] - exact) < 4 * more["energy_error"]
+    # chains that start from given configurations (the training's) sample the same |ψ|²
+    start = training.fresh_chains(random_params(training.problem, scale=0.2, seed=7), jax.random.key(5))
+    warm = sample_energy(training, params, jax.random.key(4), 2048, 2048, start=start)
+    assert warm["chains_from"] == "the training chains" and st["chains_from"] == "random configurations"
+    assert abs(warm["energy"] - exact) < 4 * warm["energy_error"]
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])

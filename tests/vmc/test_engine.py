@@ -205,6 +205,35 @@ def test_train_step_keeps_shapes_and_is_finite():
     assert all(np.isfinite(float(v)) for v in stats.values())
 
 
+def test_the_reported_parameters_are_the_running_average_of_the_iterates():
+    """θ̄_t = θ̄_{t-1} + (θ_t − θ̄_{t-1})/min(t, τ): the mean of the first τ iterates, then an
+    exponential average; checked against the iterates themselves, with τ = 3 over 6 steps."""
+    from nqs_cli.vmc.step import final_params
+
+    cfg = tiny_config("bose-hubbard", sampler__n_samples=64, sampler__n_chains=8, train__param_average=3)
+    training = build_training(cfg, build_problem(cfg))
+    assert training.average == 3
+    state = training.init_state(0)
+    step = jax.jit(training.step)
+    iterates = []
+    for t in range(6):
+        state, _ = step(state, jax.random.key(t))
+        iterates.append(jax.flatten_util.ravel_pytree(state.params)[0])
+    expected = np.mean(iterates[:3], axis=0)
+    for theta in iterates[3:]:
+        expected = expected + (theta - expected) / 3
+    np.testing.assert_allclose(jax.flatten_util.ravel_pytree(final_params(state))[0], expected, rtol=1e-12, atol=1e-14)
+    # τ = 0 reports the last iterate
+    off = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, param_average=0))
+    plain = build_training(off, build_problem(off))
+    state = plain.init_state(0)
+    state, _ = jax.jit(plain.step)(state, jax.random.key(0))
+    assert final_params(state) is state.params
+    # the automatic τ is half the estimate window
+    assert config.average_iterations(dataclasses.replace(cfg.train, param_average=None, n_iter=300, final_window=50)) == 25
+    assert config.average_iterations(dataclasses.replace(cfg.train, param_average=None, n_iter=30, final_window=50)) == 3
+
+
 def test_chunked_evaluation_equals_unchunked():
     from nqs_cli.vmc.step import chunked_map
 
