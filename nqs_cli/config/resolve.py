@@ -24,6 +24,8 @@ def resolve(cfg: Config, p: KeyErrors) -> Config:
         cfg, model, sampler, family = _resolve_continuous(cfg, p)
     else:
         model, sampler, family = _resolve_lattice(cfg, p, notes)
+        # the dimensions a graph implies (resolved.json then reads back without a contradiction)
+        cfg = dataclasses.replace(cfg, lattice=dataclasses.replace(cfg.lattice, dims=lattice_dims(cfg.lattice)))
     optimizer = _optimizer_defaults(cfg.optimizer, family)
     if sampler.n_samples % sampler.n_chains:
         rounded = -(-sampler.n_samples // sampler.n_chains) * sampler.n_chains
@@ -207,7 +209,7 @@ def _check_lattice_shape(cfg: Config, p: KeyErrors) -> None:
         return
     if lat.edges is None:
         p.fail("lattice.edges", 'required for graph = "custom": a list of [i, j] or [i, j, colour]')
-    if "lattice.pbc" in p.explicit:
+    if lat.pbc is not True:  # true, the default, is what a resolved config writes back
         p.fail("lattice.pbc", "a custom graph has no boundary: its bonds are exactly lattice.edges")
     n, seen = cfg.n_sites, set()
     for e in lat.edges:
@@ -241,7 +243,7 @@ def _check_terms(cfg: Config, p: KeyErrors, notes: list[str]) -> None:
         p.fail("hamiltonian.sign_rule", "Marshall's sign rule does not hold with J2 != 0 (frustrated exchange); leave it unset or false")
     if ham.h != 0 and hil.total_sz is not None:
         notes.append(f"hamiltonian.h: with hilbert.total_sz = {hil.total_sz:g} fixed, the field term -h Σ S^z_i is the constant "
-                     f"{-ham.h * hil.total_sz:g}: it shifts every energy and changes no state")
+                     f"{-ham.h * hil.total_sz + 0.0:g}: it shifts every energy and changes no state")
     if ham.D != 0 and hil.s == 0.5:
         notes.append(f"hamiltonian.D: for s = 1/2, (S^z_i)² = 1/4, so D Σ (S^z_i)² is the constant D·N/4 = {ham.D * cfg.n_sites / 4:g}")
     if min(couplings(ham)) < 0 < max(couplings(ham)) and ham.sign_rule:

@@ -52,9 +52,18 @@ ADDED_KEYS = {
 }
 
 
+def _implied_dims(resolved: dict) -> bool:
+    """Whether ``lattice.dims`` follows from the graph (all but a hypercube): older run
+    directories wrote the default 1 there, newer ones the implied value; the hash takes 1."""
+    lattice = resolved.get("lattice")
+    return isinstance(lattice, dict) and lattice.get("graph") != "hypercube"
+
+
 def problem_hash(resolved: dict) -> str:
     """Hash of the config parts that define the problem (see PROBLEM_KEYS and ADDED_KEYS)."""
     picked = {k: _pick(resolved, k) for k in PROBLEM_KEYS}
+    if _implied_dims(resolved):
+        picked["lattice"] = {**picked["lattice"], "dims": 1}
     for key, inert in ADDED_KEYS.items():
         section, name = key.split(".")
         if isinstance(picked.get(section), dict) and name in picked[section] and picked[section][name] == inert:
@@ -276,6 +285,8 @@ def config_diff(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
         for side, other in ((a, b), (b, a)):
             if key not in side and other.get(key, inert) == inert:
                 side[key] = other.get(key, inert)
+    if _implied_dims(old) and _implied_dims(new):
+        a.pop("lattice.dims", None), b.pop("lattice.dims", None)
     keys = [k for k in sorted(set(a) | set(b)) if not k.startswith(LAUNCH_PREFIX)]
     return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 
