@@ -203,6 +203,12 @@ def automatic_values(cfg, training) -> dict:
         from nqs_cli.setup.lattice import automatic_sign_rule
 
         found["hamiltonian.sign_rule"] = automatic_sign_rule(cfg)
+    if not cfg.is_continuous:
+        from nqs_cli.setup.lattice import automatic_trap_center
+
+        center = automatic_trap_center(cfg)
+        if center is not None:
+            found["hamiltonian.trap.center"] = center
     if cfg.optimizer.sr is not None:
         plan = training.sr_plan
         if "optimizer.sr.mode" not in cfg.explicit and cfg.optimizer.sr.mode == "auto":

@@ -32,7 +32,7 @@ def _section_dict(section, name: str) -> dict:
         if dataclasses.is_dataclass(value):
             value = _section_dict(value, f"{name}.{f.name}")
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [list(v) if isinstance(v, tuple) else v for v in value]
         elif value is None and (name, f.name) in SUBSECTIONS:
             value = False
         out[f.name] = value

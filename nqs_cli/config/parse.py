@@ -107,6 +107,8 @@ _TYPE_WORDS = {
     "str": "a string",
     "tuple[int, ...]": "a list of integers",
     "tuple[float, ...]": "a list of numbers",
+    "tuple[bool, ...]": "a list of true/false",
+    "tuple[tuple[int, ...], ...]": "a list of integer lists",
 }
 
 
@@ -121,7 +123,7 @@ def _coerce_one(value: Any, tp: str):
     if tp == "str":
         return isinstance(value, str), value
     if tp.startswith("tuple["):
-        inner = tp[len("tuple["):].split(",")[0]
+        inner = tp[len("tuple["):-len(", ...]")]
         if not isinstance(value, list) or not value:
             return False, None
         items = [_coerce_one(v, inner) for v in value]

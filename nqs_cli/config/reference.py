@@ -16,16 +16,21 @@ from nqs_cli.config.schema import SECTIONS, SUBSECTIONS, TOP_DOCS, TOP_KEYS
 CONVENTIONS = """\
 Units: ħ = 1; lattice energies in units of the couplings; particles in the length and energy
 units of their potential (`aziz`: kelvin and ångström). ⟨ij⟩ runs over the nearest-neighbour
-bonds of the lattice, each bond once.
+bonds of the lattice (or the edges of a custom graph), ⟨⟨ij⟩⟩ over the next-nearest ones, each
+bond once; r_i is the position of site i (nearest neighbours at distance 1).
 
 - `bose-hubbard` (`[hilbert] kind = "fock"`):
-  H = −J Σ_⟨ij⟩ (b†_i b_j + b†_j b_i) + U/2 Σ_i n_i (n_i − 1) + V Σ_⟨ij⟩ n_i n_j − μ Σ_i n_i,
-  occupations n_i = 0..n_max, optionally Σ_i n_i = n_particles.
+  H = −J Σ_⟨ij⟩ (b†_i b_j + b†_j b_i) + U/2 Σ_i n_i (n_i − 1) + V Σ_⟨ij⟩ n_i n_j − μ Σ_i n_i
+  + Σ_i [V_trap |r_i − center|² + ε_i] n_i, occupations n_i = 0..n_max, optionally
+  Σ_i n_i = n_particles; V_trap and center from `trap`, ε_i from `onsite`.
 - `heisenberg` (`[hilbert] kind = "spin"`):
-  H = J Σ_⟨ij⟩ [S_i·S_j + β (S_i·S_j)²], spin-s operators S (S = σ/2 for s = ½), optionally
-  Σ_i S^z_i = total_sz. With `sign_rule` (on by default on a bipartite lattice when J > 0)
-  one sublattice is rotated by π about z (Marshall's rule): the off-diagonal elements
-  change sign, the spectrum does not.
+  H = J Σ_⟨ij⟩ [S^x_i S^x_j + S^y_i S^y_j + Δ S^z_i S^z_j + β (S_i·S_j)²]
+  + J2 Σ_⟨⟨ij⟩⟩ [S^x_i S^x_j + S^y_i S^y_j + Δ S^z_i S^z_j] + D Σ_i (S^z_i)² − h Σ_i S^z_i,
+  spin-s operators S (S = σ/2 for s = ½), Δ = `delta`, optionally Σ_i S^z_i = total_sz (then
+  the field term is a constant). With `sign_rule` (on by default on a bipartite lattice when
+  every J > 0 and J2 = 0) one sublattice is rotated by π about z (Marshall's rule): the
+  off-diagonal elements change sign, the spectrum does not. J may be a list, one coupling per
+  bond colour of a custom graph.
 - `continuous` (`[space]`):
   H = −1/(2m) Σ_i ∇_i² + ½ m ω² Σ_i |x_i|² + Σ_{i<j} v(|x_i − x_j|), ω = `trap_omega`,
   m = `space.mass`, v the `[hamiltonian.pair]` potential (minimum image in a periodic box of
@@ -39,7 +44,8 @@ E_loc(x) = Σ_x′ H_xx′ ψ(x′)/ψ(x) over samples of |ψ|².
 """
 
 _TYPES = {"int": "integer", "float": "number", "bool": "true/false", "str": "string",
-          "tuple[int, ...]": "list of integers", "tuple[float, ...]": "list of numbers"}
+          "tuple[int, ...]": "list of integers", "tuple[float, ...]": "list of numbers",
+          "tuple[bool, ...]": "list of true/false", "tuple[tuple[int, ...], ...]": "list of integer lists"}
 
 
 @dataclasses.dataclass(frozen=True)

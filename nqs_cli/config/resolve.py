@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import NoReturn, Protocol
 
-from nqs_cli.config.schema import Config, DistributedConfig, OptimizerConfig, lattice_dims
+from nqs_cli.config.schema import GRAPH_DIMS, Config, DistributedConfig, OptimizerConfig, couplings, lattice_dims
 
 
 class KeyErrors(Protocol):
@@ -23,7 +23,9 @@ def resolve(cfg: Config, p: KeyErrors) -> Config:
     if cfg.is_continuous:
         cfg, model, sampler, family = _resolve_continuous(cfg, p)
     else:
-        model, sampler, family = _resolve_lattice(cfg, p)
+        model, sampler, family = _resolve_lattice(cfg, p, notes)
+        # the dimensions a graph implies (resolved.json then reads back without a contradiction)
+        cfg = dataclasses.replace(cfg, lattice=dataclasses.replace(cfg.lattice, dims=lattice_dims(cfg.lattice)))
     optimizer = _optimizer_defaults(cfg.optimizer, family)
     if sampler.n_samples % sampler.n_chains:
         rounded = -(-sampler.n_samples // sampler.n_chains) * sampler.n_chains
@@ -79,9 +81,10 @@ def _resolve_continuous(cfg: Config, p: KeyErrors):
     return cfg, model, sampler, "box" if periodic else "trap"
 
 
-def _resolve_lattice(cfg: Config, p: KeyErrors):
-    """(model, sampler, optimizer family) of a lattice system."""
+def _resolve_lattice(cfg: Config, p: KeyErrors, notes: list[str]):
+    """(model, sampler, optimizer family) of a lattice system; notes on its terms go to ``notes``."""
     _check_lattice_system(cfg, p)
+    _check_terms(cfg, p, notes)
     model, sampler, hil = cfg.model, cfg.sampler, cfg.hilbert
     model = _fill(model, kind="rbm-multival")
     if model.kind != "rbm-multival":
@@ -173,8 +176,9 @@ def _fill(section, **defaults):
 
 def _check_lattice_system(cfg: Config, p: KeyErrors) -> None:
     lat, hil, ham = cfg.lattice, cfg.hilbert, cfg.hamiltonian
-    if lat.graph in ("chain", "square") and "lattice.dims" in p.explicit and lat.dims != lattice_dims(lat):
+    if lat.graph in GRAPH_DIMS and "lattice.dims" in p.explicit and lat.dims != lattice_dims(lat):
         p.fail("lattice.dims", f'graph "{lat.graph}" has {lattice_dims(lat)} dimension(s); dims = {lat.dims} contradicts it')
+    _check_lattice_shape(cfg, p)
     if cfg.n_sites > 4096:
         p.fail("lattice.length", f"{cfg.n_sites} sites is more than the supported 4096")
     if hil.kind == "fock":
@@ -192,3 +196,56 @@ def _check_lattice_system(cfg: Config, p: KeyErrors) -> None:
                 p.fail("hilbert.total_sz", f"|total_sz| = {abs(hil.total_sz)} exceeds s * n_sites = {hil.s * cfg.n_sites}")
             if not float(hil.total_sz - hil.s * cfg.n_sites).is_integer():
                 p.fail("hilbert.total_sz", f"{hil.total_sz} is not reachable with {cfg.n_sites} spins s = {hil.s}")
+
+
+def _check_lattice_shape(cfg: Config, p: KeyErrors) -> None:
+    """Per-axis lists of the right size; a custom graph's edge list within its sites."""
+    lat, dims = cfg.lattice, lattice_dims(cfg.lattice)
+    for key, value in (("lattice.length", lat.length), ("lattice.pbc", lat.pbc)):
+        if isinstance(value, tuple) and len(value) != dims:
+            p.fail(key, f'expected one value per dimension ({dims} for graph "{lat.graph}"), got a list of {len(value)}')
+    if lat.graph != "custom":
+        if lat.edges is not None:
+            p.fail("lattice.edges", f'an edge list needs graph = "custom", not "{lat.graph}"')
+        return
+    if lat.edges is None:
+        p.fail("lattice.edges", 'required for graph = "custom": a list of [i, j] or [i, j, colour]')
+    if lat.pbc is not True:  # true, the default, is what a resolved config writes back
+        p.fail("lattice.pbc", "a custom graph has no boundary: its bonds are exactly lattice.edges")
+    n, seen = cfg.n_sites, set()
+    for e in lat.edges:
+        i, j = e[0], e[1]
+        if max(i, j) >= n:
+            p.fail("lattice.edges", f"edge {list(e)} names site {max(i, j)}, but the graph has {n} sites (0..{n - 1}, lattice.length)")
+        if i == j:
+            p.fail("lattice.edges", f"edge {list(e)} joins site {i} to itself")
+        if (min(i, j), max(i, j)) in seen:
+            p.fail("lattice.edges", f"edge {list(e)} repeats the bond {sorted((i, j))}")
+        seen.add((min(i, j), max(i, j)))
+
+
+def _check_terms(cfg: Config, p: KeyErrors, notes: list[str]) -> None:
+    """The Hamiltonian's terms against the lattice and the sector: coupling lists, J2, the
+    sign rule, trap and on-site sizes; constant terms are said in ``notes``."""
+    lat, hil, ham = cfg.lattice, cfg.hilbert, cfg.hamiltonian
+    colours = 1 + max((e[2] for e in lat.edges if len(e) == 3), default=0) if lat.edges is not None else 1
+    if isinstance(ham.J, tuple) and len(ham.J) != colours:
+        p.fail("hamiltonian.J", f"expected one coupling per bond colour ({colours}: colours 0..{colours - 1} of lattice.edges), got a list of {len(ham.J)}")
+    if ham.kind == "bose-hubbard":
+        if ham.onsite is not None and len(ham.onsite) != cfg.n_sites:
+            p.fail("hamiltonian.onsite", f"expected one on-site energy per site ({cfg.n_sites}), got a list of {len(ham.onsite)}")
+        center = ham.trap.center if ham.trap is not None else None
+        if isinstance(center, tuple) and len(center) != lattice_dims(lat):
+            p.fail("hamiltonian.trap.center", f"expected one coordinate per dimension ({lattice_dims(lat)}), got a list of {len(center)}")
+        return
+    if ham.J2 != 0 and lat.graph == "custom":
+        p.fail("hamiltonian.J2", "a custom graph has no next-nearest bonds: give them a colour in lattice.edges and a coupling in hamiltonian.J")
+    if ham.J2 != 0 and ham.sign_rule:
+        p.fail("hamiltonian.sign_rule", "Marshall's sign rule does not hold with J2 != 0 (frustrated exchange); leave it unset or false")
+    if ham.h != 0 and hil.total_sz is not None:
+        notes.append(f"hamiltonian.h: with hilbert.total_sz = {hil.total_sz:g} fixed, the field term -h Σ S^z_i is the constant "
+                     f"{-ham.h * hil.total_sz + 0.0:g}: it shifts every energy and changes no state")
+    if ham.D != 0 and hil.s == 0.5:
+        notes.append(f"hamiltonian.D: for s = 1/2, (S^z_i)² = 1/4, so D Σ (S^z_i)² is the constant D·N/4 = {ham.D * cfg.n_sites / 4:g}")
+    if min(couplings(ham)) < 0 < max(couplings(ham)) and ham.sign_rule:
+        notes.append("hamiltonian.sign_rule: with couplings of both signs the rotated Hamiltonian is not sign-free (the spectrum is unchanged)")

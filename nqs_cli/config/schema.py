@@ -6,6 +6,7 @@ value is checked (``check(value) -> str | None``, the expectation text when bad)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -82,12 +83,28 @@ PAIR_KINDS = ("gaussian", "lennard-jones", "aziz")
 ACTIVATION_NAMES = ("gelu", "tanh", "log_cosh", "relu", "silu", "softplus", "sigmoid", "none", "identity")
 
 
+def each(check):
+    """``check`` applied to one value, or to every entry of a list (the first complaint)."""
+    return lambda v: next(filter(None, map(check, v if isinstance(v, tuple) else (v,))), None)
+
+
+def edge_entries(v):
+    ok = all(len(e) in (2, 3) and min(e) >= 0 for e in v)
+    return None if ok and len(v) <= 1_000_000 else "a list of [i, j] or [i, j, colour] with sites and colours >= 0"
+
+
+LATTICE_GRAPHS = ("chain", "square", "hypercube", "triangular", "honeycomb", "kagome", "custom")
+GRAPH_DIMS = {"chain": 1, "square": 2, "triangular": 2, "honeycomb": 2, "kagome": 2, "custom": 1}  # hypercube: `dims`
+GRAPH_BASIS = {"honeycomb": 2, "kagome": 3}  # sites per unit cell (1 elsewhere)
+
+
 @dataclass(frozen=True)
 class LatticeConfig:
-    graph: str = opt("chain", one_of("chain", "square", "hypercube"), doc="Nearest-neighbour lattice: a chain (1D), a square lattice (2D, L × L) or a hypercube of `dims` dimensions. Bonds ⟨ij⟩ join nearest neighbours.")
-    length: int = opt(8, at_least(1), doc="Sites per dimension L; the lattice has N = L^dims sites.")
-    dims: int = opt(1, lambda v: None if 1 <= v <= 12 else ">= 1 and <= 12", doc="Dimensions of a `hypercube` (a chain has 1, a square lattice 2; another value for them is an error).")
-    pbc: bool = opt(True, doc="Periodic boundary conditions: bonds wrap around in every direction.")
+    graph: str = opt("chain", one_of(*LATTICE_GRAPHS), doc="Lattice: `chain` (1D), `square` (2D), `hypercube` (`dims` dimensions), `triangular`, `honeycomb` (2 sites per cell), `kagome` (3 sites per cell), or `custom` (the bonds of `edges` on `length` sites). Bonds ⟨ij⟩ join nearest neighbours (distance 1), each pair once; ⟨⟨ij⟩⟩ next-nearest ones (chain: i, i+2; square and hypercube: the diagonals; triangular, honeycomb, kagome: distance √3). Sites are numbered row-major over the cells, the basis site fastest.")
+    length: int | tuple[int, ...] = opt(8, each(at_least(1)), doc="Cells per axis: one integer for every axis (L × L), or a list with one per axis (`[4, 2]`: a 4 × 2 rectangle or ladder). N = Π length × sites per cell. A `custom` graph has `length` sites, numbered 0..length−1.")
+    dims: int = opt(1, lambda v: None if 1 <= v <= 12 else ">= 1 and <= 12", doc="Dimensions of a `hypercube` (a chain and a custom graph have 1, the square, triangular, honeycomb and kagome lattices 2; another value for them is an error).")
+    pbc: bool | tuple[bool, ...] = opt(True, doc="Periodic boundary conditions: one value for every axis, or a list with one per axis (`[true, false]`: a cylinder or ladder, periodic along the first axis only). Not for a `custom` graph.")
+    edges: tuple[tuple[int, ...], ...] | None = opt(None, edge_entries, doc="The bonds of a `custom` graph, in the order given: a list of `[i, j]` or `[i, j, colour]` (sites 0..length−1; colour >= 0, default 0, selects the coupling `hamiltonian.J[colour]`). Only with `graph = \"custom\"`, where it is required.")
 
 
 @dataclass(frozen=True)
@@ -117,14 +134,26 @@ class PairConfig:
 
 
 @dataclass(frozen=True)
+class TrapConfig:
+    V: float = opt(1.0, magnitude, doc="Strength of the lattice trap: + V Σ_i |r_i − center|² n_i (energy units; r_i the site positions, nearest neighbours at distance 1).")
+    center: float | tuple[float, ...] | None = opt(None, each(magnitude), doc="Trap centre in site coordinates: one number for every axis or a list with one per axis (chain: the site index; square, hypercube: the cell coordinates; triangular, honeycomb, kagome: positions, cell (c_0, c_1) at c_0·a_1 + c_1·a_2; custom graph: the site index). Must lie within the lattice's extent.", auto="the centre of the lattice (the mean site position)")
+
+
+@dataclass(frozen=True)
 class HamiltonianConfig:
     kind: str = opt(None, one_of(*HAMILTONIAN_KINDS), doc="`bose-hubbard` (with `fock`), `heisenberg` (with `spin`), `continuous` (with `[space]`); the formulas head this page. Required.")
-    J: float = opt(1.0, magnitude, kinds=("bose-hubbard", "heisenberg"), doc="Bose-Hubbard: hopping, −J Σ_⟨ij⟩ (b†_i b_j + h.c.). Heisenberg: exchange, J Σ_⟨ij⟩ S_i·S_j (J > 0 antiferromagnetic).")
+    J: float | tuple[float, ...] = opt(1.0, each(magnitude), kinds=("bose-hubbard", "heisenberg"), doc="Bose-Hubbard: hopping, −J Σ_⟨ij⟩ (b†_i b_j + h.c.). Heisenberg: exchange, J Σ_⟨ij⟩ [S^x_i S^x_j + S^y_i S^y_j + Δ S^z_i S^z_j] (J > 0 antiferromagnetic). A list gives one value per bond colour of a `custom` graph (`lattice.edges`), J[c] on the bonds of colour c.")
     U: float = opt(4.0, magnitude, kinds=("bose-hubbard",), doc="On-site interaction, + U/2 Σ_i n_i (n_i − 1).")
     V: float = opt(0.0, magnitude, kinds=("bose-hubbard",), doc="Nearest-neighbour interaction, + V Σ_⟨ij⟩ n_i n_j.")
     mu: float = opt(0.0, magnitude, kinds=("bose-hubbard",), doc="Chemical potential, − μ Σ_i n_i.")
-    beta: float = opt(0.0, magnitude, kinds=("heisenberg",), doc="Biquadratic term: + J β Σ_⟨ij⟩ (S_i·S_j)² (s = 1, β = 1/3: the AKLT point up to a constant).")
-    sign_rule: bool | None = opt(None, kinds=("heisenberg",), doc="Marshall sign rule: rotate one sublattice by π about z, so the antiferromagnet's ground state is positive (the spectrum is unchanged). Needs a bipartite lattice.", auto="true on a bipartite lattice (open, or periodic with even L) with J > 0, else false")
+    trap: TrapConfig | None = opt(None, kinds=("bose-hubbard",), doc="A harmonic trap on the lattice, + V Σ_i |r_i − center|² n_i: a `[hamiltonian.trap]` table or `trap = {V = 1.0, center = 5}`.")
+    onsite: tuple[float, ...] | None = opt(None, each(magnitude), kinds=("bose-hubbard",), doc="On-site energies ε_i, one per site in site order: + Σ_i ε_i n_i (a static potential, disorder; adds to `trap`).")
+    delta: float = opt(1.0, magnitude, kinds=("heisenberg",), doc="XXZ anisotropy Δ: multiplies S^z_i S^z_j in the J and J2 bonds (1: isotropic S_i·S_j; |Δ| > 1 Ising-like, |Δ| < 1 XY-like).")
+    J2: float = opt(0.0, magnitude, kinds=("heisenberg",), doc="Next-nearest-neighbour exchange: + J2 Σ_⟨⟨ij⟩⟩ [S^x_i S^x_j + S^y_i S^y_j + Δ S^z_i S^z_j] (the J1–J2 model). J2 ≠ 0 frustrates the lattice: Marshall's sign rule is then off, and `sign_rule = true` is an error. Not on a custom graph (give such bonds a colour).")
+    D: float = opt(0.0, magnitude, kinds=("heisenberg",), doc="Single-ion anisotropy: + D Σ_i (S^z_i)² (spin-1 chain: the Haldane phase below D ≈ 0.97 J, the large-D phase above; for s = 1/2 the constant D·N/4).")
+    h: float = opt(0.0, magnitude, kinds=("heisenberg",), doc="Uniform field along z: − h Σ_i S^z_i (h > 0 favours m > 0). With `hilbert.total_sz` fixed it is the constant −h·total_sz: it shifts every energy and changes no state.")
+    beta: float = opt(0.0, magnitude, kinds=("heisenberg",), doc="Biquadratic term: + J β Σ_⟨ij⟩ (S_i·S_j)², isotropic whatever Δ (s = 1, β = 1/3: the AKLT point up to a constant).")
+    sign_rule: bool | None = opt(None, kinds=("heisenberg",), doc="Marshall sign rule: rotate one sublattice by π about z, so the antiferromagnet's ground state is positive (the spectrum is unchanged). Needs a bipartite lattice (decided from its bonds) and J2 = 0.", auto="true on a bipartite lattice with every J > 0 and J2 = 0, else false (`nqs validate` says why)")
     trap_omega: float = opt(0.0, lambda v: None if 0 <= v <= PHYSICAL_LIMIT else f">= 0 and <= {PHYSICAL_LIMIT:g}", kinds=("continuous",), doc="Harmonic trap frequency ω: + ½ m ω² Σ_i |x_i|² (0: no trap; open space needs one).")
     pair: PairConfig | None = opt(None, kinds=("continuous",), doc="Optional pair potential + Σ_{i<j} v(|x_i − x_j|) (minimum image in a box): a `[hamiltonian.pair]` table.")
 
@@ -237,7 +266,7 @@ class Config:
     @property
     def n_sites(self) -> int:
         lat = self.lattice
-        return lat.length ** lattice_dims(lat)
+        return math.prod(lattice_lengths(lat)) * GRAPH_BASIS.get(lat.graph, 1)
 
 
 def estimate_window(n_iter: int, final_window: int) -> int:
@@ -253,7 +282,17 @@ def average_iterations(train: TrainConfig) -> int:
 
 
 def lattice_dims(lat: LatticeConfig) -> int:
-    return {"chain": 1, "square": 2}.get(lat.graph, lat.dims)
+    return GRAPH_DIMS.get(lat.graph, lat.dims)
+
+
+def lattice_lengths(lat: LatticeConfig) -> tuple[int, ...]:
+    """Cells along each axis (a list given for ``length`` as it is; check its size first)."""
+    return lat.length if isinstance(lat.length, tuple) else (lat.length,) * lattice_dims(lat)
+
+
+def couplings(ham: "HamiltonianConfig") -> tuple[float, ...]:
+    """``hamiltonian.J`` as one coupling per bond colour."""
+    return ham.J if isinstance(ham.J, tuple) else (ham.J,)
 
 
 SECTIONS = {
@@ -267,7 +306,7 @@ SECTIONS = {
     "train": TrainConfig,
     "distributed": DistributedConfig,
 }
-SUBSECTIONS = {("hamiltonian", "pair"): PairConfig, ("optimizer", "sr"): SRConfig}
+SUBSECTIONS = {("hamiltonian", "pair"): PairConfig, ("hamiltonian", "trap"): TrapConfig, ("optimizer", "sr"): SRConfig}
 TOP_KEYS = {"name": str, "seed": int, "dtype": str}
 # (default, meaning) of the top-level keys
 TOP_DOCS = {

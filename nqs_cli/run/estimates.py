@@ -60,3 +60,13 @@ def sampling_warnings(rows: list[dict], window: int) -> list[str]:
             "the chains barely move, samples are strongly correlated (for particles lower sampler.sigma)"
         )
     return out
+
+
+def final_warnings(final: dict | None) -> list[str]:
+    """A warning when the fresh chains of the final estimate disagree (split-R̂ above 1.1): they
+    did not thermalise, and their energy is not that of the trained state."""
+    if final is None or final.get("r_hat") is None or final["r_hat"] <= R_HAT_LIMIT:
+        return []
+    return [f"the fresh chains of the final estimate disagree (split-R̂ = {final['r_hat']:.3g} > {R_HAT_LIMIT}): they did not "
+            f"thermalise in {final.get('discard_sweeps')} sweeps, so the energy is unreliable; compare trajectory_energy, "
+            "or run nqs evaluate with more samples"]

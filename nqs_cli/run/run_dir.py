@@ -38,9 +38,36 @@ def new_run_dir(runs_root: Path, name: str) -> Path:
     return path
 
 
+# Problem keys added after run directories were first written, with the value that leaves the
+# problem as it was before them: at that value they are left out of the hash and of the resume
+# comparison, so a run directory written before them resumes.
+ADDED_KEYS = {
+    "lattice.edges": None,
+    "hamiltonian.trap": False,
+    "hamiltonian.onsite": None,
+    "hamiltonian.delta": 1.0,
+    "hamiltonian.J2": 0.0,
+    "hamiltonian.D": 0.0,
+    "hamiltonian.h": 0.0,
+}
+
+
+def _implied_dims(resolved: dict) -> bool:
+    """Whether ``lattice.dims`` follows from the graph (all but a hypercube): older run
+    directories wrote the default 1 there, newer ones the implied value; the hash takes 1."""
+    lattice = resolved.get("lattice")
+    return isinstance(lattice, dict) and lattice.get("graph") != "hypercube"
+
+
 def problem_hash(resolved: dict) -> str:
-    """Hash of the config parts that define the problem (see PROBLEM_KEYS)."""
+    """Hash of the config parts that define the problem (see PROBLEM_KEYS and ADDED_KEYS)."""
     picked = {k: _pick(resolved, k) for k in PROBLEM_KEYS}
+    if _implied_dims(resolved):
+        picked["lattice"] = {**picked["lattice"], "dims": 1}
+    for key, inert in ADDED_KEYS.items():
+        section, name = key.split(".")
+        if isinstance(picked.get(section), dict) and name in picked[section] and picked[section][name] == inert:
+            picked[section] = {k: v for k, v in picked[section].items() if k != name}
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -254,6 +281,12 @@ LAUNCH_PREFIX = "distributed."  # how a run is launched, not what it computes: n
 
 def config_diff(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     a, b = flatten(old), flatten(new)
+    for key, inert in ADDED_KEYS.items():  # absent from an older run directory: the value it implied
+        for side, other in ((a, b), (b, a)):
+            if key not in side and other.get(key, inert) == inert:
+                side[key] = other.get(key, inert)
+    if _implied_dims(old) and _implied_dims(new):
+        a.pop("lattice.dims", None), b.pop("lattice.dims", None)
     keys = [k for k in sorted(set(a) | set(b)) if not k.startswith(LAUNCH_PREFIX)]
     return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 

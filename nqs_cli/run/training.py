@@ -23,7 +23,7 @@ from nqs_cli.run import checkpoints as ck
 from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
+from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
 from nqs_cli.setup import Training, build_problem, build_training
@@ -406,6 +406,6 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
     }
     if reason:
         result["reason"] = reason
-    result["warnings"] = sampling_warnings(rows, estimate_window(cfg.train.n_iter, cfg.train.final_window))
+    result["warnings"] = sampling_warnings(rows, estimate_window(cfg.train.n_iter, cfg.train.final_window)) + final_warnings(final)
     atomic_write_json(path / "result.json", result)
     return result

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from nqs_cli.config import Config
+from nqs_cli.config.schema import couplings
 
 MAX_MOVES_PER_ITERATION = 1e10  # Metropolis proposals: ~100 s per iteration even at 1e8/s
 MEMORY_FRACTION = 0.8  # of the machine's physical memory
@@ -60,9 +61,11 @@ def _lattice(cfg: Config, itemsize: int) -> list[Cost]:
         raise TooLarge(f"model.alpha: {cfg.model.alpha:g} × {inputs} one-hot inputs gives no hidden unit; use alpha >= {1 / inputs:.3g}")
     n_params = inputs * hidden + hidden + inputs
     samples = cfg.sampler.n_samples
+    ham = cfg.hamiltonian
+    types = 2 * (len(couplings(ham)) + (ham.J2 != 0))  # per coupling, twice with a sign rule
     return [
-        # two bond types (a sign rule), each (d²)² float64 with about five temporaries of its size while built
-        Cost(key_d, 2 * (d * d) ** 2 * 8 * 6, f"bond-operator tables ({d * d} × {d * d} per bond type) and their construction"),
+        # each bond type (d²)² float64 with about five temporaries of its size while built
+        Cost(key_d, types * (d * d) ** 2 * 8 * 6, f"bond-operator tables ({d * d} × {d * d} per bond type) and their construction"),
         Cost("model.alpha", n_params * itemsize * 8, f"{n_params} parameters with gradients, optimiser and SR vectors"),
         Cost("sampler.n_samples", samples * hidden * itemsize * 4, "hidden activations of every sample"),
         Cost("sampler.n_samples", min(samples, n_params) ** 2 * itemsize, "the SR system (the smaller of n_samples² and n_params²)"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nqs_cli.config import Config, lattice_dims
+from nqs_cli.config.schema import couplings, lattice_lengths
 from nqs_cli.systems.lattice.exact import MAX_STATES, ground_state_energy
 from nqs_cli.systems.lattice.graph import Lattice
 from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
@@ -14,6 +15,8 @@ from nqs_cli.vmc.rules import ExchangeRule, HamiltonianRule, LocalRule
 
 def build_lattice(cfg: Config) -> Lattice:
     lat = cfg.lattice
+    if lat.graph == "custom":
+        return Lattice(graph="custom", length=lat.length, custom_edges=lat.edges)
     return Lattice(graph=lat.graph, length=lat.length, dims=lattice_dims(lat), pbc=lat.pbc)
 
 
@@ -29,14 +32,42 @@ def build_spin(cfg: Config, lattice: Lattice) -> SpinSpace:
 
 def build_bose_hubbard(cfg: Config, lattice: Lattice, space):
     h = cfg.hamiltonian
-    return bose_hubbard(lattice, space, J=h.J, U=h.U, V=h.V, mu=h.mu)
+    return bose_hubbard(lattice, space, J=h.J, U=h.U, V=h.V, mu=h.mu, potential=site_potential(cfg, lattice))
+
+
+def site_potential(cfg: Config, lattice: Lattice) -> np.ndarray | None:
+    """(n_sites,) energy per boson on each site, V |r_i − center|² + ε_i; None without a trap
+    and on-site energies."""
+    h = cfg.hamiltonian
+    if h.trap is None and h.onsite is None:
+        return None
+    potential = np.zeros(lattice.n_sites) if h.onsite is None else np.array(h.onsite, np.float64)
+    if h.trap is not None:
+        center = trap_center(cfg, lattice)
+        potential += h.trap.V * np.sum((lattice.positions - center) ** 2, axis=1)
+    return potential
+
+
+def trap_center(cfg: Config, lattice: Lattice) -> np.ndarray:
+    """(dims,) the trap centre: as given (one number broadcast to every axis), else the mean site
+    position; raises ValueError naming the key when it lies outside the sites' extent."""
+    center = cfg.hamiltonian.trap.center
+    if center is None:
+        return lattice.positions.mean(axis=0)
+    center = np.broadcast_to(np.asarray(center, np.float64), (lattice.dims,))
+    lo, hi = lattice.positions.min(axis=0), lattice.positions.max(axis=0)
+    if np.any(center < lo - 1e-9) or np.any(center > hi + 1e-9):
+        span = ", ".join(f"[{a:g}, {b:g}]" for a, b in zip(lo, hi))
+        raise ValueError(f"hamiltonian.trap.center: {center.tolist()} is off the lattice, whose sites span {span}")
+    return center
 
 
 def build_heisenberg(cfg: Config, lattice: Lattice, space):
     h = cfg.hamiltonian
     if h.sign_rule and not lattice.is_bipartite:
-        raise ValueError("hamiltonian.sign_rule: Marshall's sign rule needs a bipartite lattice (this one has odd periodic loops)")
-    return heisenberg(lattice, space, J=h.J, beta=h.beta, sign_rule=h.sign_rule)
+        raise ValueError("hamiltonian.sign_rule: Marshall's sign rule needs a bipartite lattice (this one has odd loops)")
+    sign_rule = automatic_sign_rule(cfg, lattice)[0] if h.sign_rule is None else h.sign_rule
+    return heisenberg(lattice, space, J=h.J, beta=h.beta, sign_rule=sign_rule, delta=h.delta, J2=h.J2, D=h.D, h=h.h)
 
 
 def rule_local(lattice: Lattice, space, hamiltonian) -> LocalRule:
@@ -64,23 +95,43 @@ def exact_energy(hamiltonian, space):
 
 def describe(cfg: Config) -> str:
     lat, hil, ham = cfg.lattice, cfg.hilbert, cfg.hamiltonian
-    bc = "periodic" if lat.pbc else "open"
-    size = "×".join([str(lat.length)] * lattice_dims(lat))
+    if lat.graph == "custom":
+        where = f"custom graph, {cfg.n_sites} sites, {len(lat.edges)} bonds"
+    else:
+        periodic = lat.pbc if isinstance(lat.pbc, tuple) else (lat.pbc,)
+        bc = "/".join("periodic" if p else "open" for p in periodic)
+        where = f"{lat.graph} {'×'.join(map(str, lattice_lengths(lat)))} ({bc})"
+    J = couplings(ham)
+    j_text = f"J={J[0]:g}" if len(J) == 1 else "J=[" + ", ".join(f"{j:g}" for j in J) + "]"
     if hil.kind == "fock":
         n = "" if hil.n_particles is None else f", N={hil.n_particles}"
         space = f"bosons n_max={hil.n_max}{n}"
-        terms = f"J={ham.J:g}, U={ham.U:g}" + (f", V={ham.V:g}" if ham.V else "") + (f", mu={ham.mu:g}" if ham.mu else "")
-        return f"Bose-Hubbard {lat.graph} {size} ({bc}), {space}, {terms}"
+        terms = f"{j_text}, U={ham.U:g}" + (f", V={ham.V:g}" if ham.V else "") + (f", mu={ham.mu:g}" if ham.mu else "")
+        terms += f", trap V={ham.trap.V:g}" if ham.trap is not None else ""
+        terms += ", on-site energies" if ham.onsite is not None else ""
+        return f"Bose-Hubbard {where}, {space}, {terms}"
     sz = "" if hil.total_sz is None else f", Sz={hil.total_sz:g}"
-    beta = f", beta={ham.beta:g}" if ham.beta else ""
-    return f"spin-{hil.s:g} Heisenberg {lat.graph} {size} ({bc}){sz}, J={ham.J:g}{beta}"
+    extra = "".join(f", {name}={value:g}" for name, value, off in
+                    (("delta", ham.delta, 1.0), ("J2", ham.J2, 0.0), ("D", ham.D, 0.0), ("h", ham.h, 0.0), ("beta", ham.beta, 0.0)) if value != off)
+    return f"spin-{hil.s:g} Heisenberg {where}{sz}, {j_text}{extra}"
 
 
-def automatic_sign_rule(cfg: Config) -> tuple[bool, str]:
-    """The Marshall sign rule that an unset ``hamiltonian.sign_rule`` resolves to, and why."""
-    bipartite = build_lattice(cfg).is_bipartite
-    if not bipartite:
+def automatic_sign_rule(cfg: Config, lattice: Lattice | None = None) -> tuple[bool, str]:
+    """The Marshall sign rule that an unset ``hamiltonian.sign_rule`` resolves to, and why
+    (``operators.marshall_applies`` with the reason)."""
+    lattice = build_lattice(cfg) if lattice is None else lattice
+    ham = cfg.hamiltonian
+    if not lattice.is_bipartite:
         return False, "the lattice is not bipartite"
-    if cfg.hamiltonian.J <= 0:
-        return False, "J <= 0 (ferromagnet)"
+    if ham.J2 != 0:
+        return False, "J2 != 0 frustrates the exchange"
+    if min(couplings(ham)) <= 0:
+        return False, "J <= 0 (ferromagnet)" if len(couplings(ham)) == 1 else "a coupling J <= 0"
     return True, "bipartite lattice, J > 0"
+
+
+def automatic_trap_center(cfg: Config) -> tuple[list[float], str] | None:
+    """The centre an unset ``hamiltonian.trap.center`` resolves to, and why (None without a trap)."""
+    if cfg.hamiltonian.kind != "bose-hubbard" or cfg.hamiltonian.trap is None or cfg.hamiltonian.trap.center is not None:
+        return None
+    return [round(float(c), 12) for c in trap_center(cfg, build_lattice(cfg))], "the mean site position"

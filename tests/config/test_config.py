@@ -75,7 +75,7 @@ MALFORMED = [
     (BH, ["--set", "sampler.n_chain=4"], 'sampler.n_chain: unknown key (did you mean "n_chains"?)'),
     (BH, ["--set", "novalue"], "expected KEY=VALUE"),
     (BH + "seed = -1\n", [], "seed"),
-    (BH.replace('graph = "chain"', 'graph = "honeycomb"'), [], "lattice.graph"),
+    (BH.replace('graph = "chain"', 'graph = "hexagonal"'), [], "lattice.graph"),
     (BH + "[lattice]\n", [], "invalid TOML"),
     (
         "[lattice]\nlength = 3\n[hilbert]\nkind = \"spin\"\ns = 1\n[hamiltonian]\nkind = \"heisenberg\"\nsign_rule = true\n",

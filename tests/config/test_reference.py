@@ -40,7 +40,8 @@ def test_every_schema_key_has_a_row_with_default_and_meaning():
 
 def test_hamiltonians_are_stated_as_formulas():
     text = reference.markdown()
-    for formula in ("U/2 Σ_i n_i (n_i − 1)", "J Σ_⟨ij⟩ [S_i·S_j + β (S_i·S_j)²]", "−1/(2m) Σ_i ∇_i²"):
+    for formula in ("U/2 Σ_i n_i (n_i − 1)", "[V_trap |r_i − center|² + ε_i] n_i", "J Σ_⟨ij⟩ [S^x_i S^x_j + S^y_i S^y_j + Δ S^z_i S^z_j + β (S_i·S_j)²]",
+                    "J2 Σ_⟨⟨ij⟩⟩", "D Σ_i (S^z_i)² − h Σ_i S^z_i", "−1/(2m) Σ_i ∇_i²"):
         assert formula in text
 
 

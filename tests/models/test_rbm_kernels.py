@@ -119,3 +119,24 @@ def test_site_aware_update_tracks_log_psi(kind):
     # the same sites with nothing changed: log ψ unchanged
     lp_same, _ = ev.update_sites(ctx, cache, x, x, jnp.asarray([0, 1]))
     assert float(lp_same) == pytest.approx(float(lp), abs=1e-14)
+
+
+@pytest.mark.parametrize(
+    "kind, extra",
+    [
+        ("bose-hubbard", dict(hamiltonian__trap={"V": 0.7, "center": 1.5}, hamiltonian__onsite=[0.3, -0.2, 0.0, 0.5], lattice__pbc=False)),
+        ("heisenberg", dict(hamiltonian__delta=1.5, hamiltonian__J2=0.3, hamiltonian__D=0.4, hamiltonian__h=0.2)),
+        ("heisenberg", dict(lattice__graph="triangular", lattice__length=[2, 2], hamiltonian__D=-0.3)),
+    ],
+)
+def test_fast_local_energies_are_exact_ratios_with_site_and_anisotropy_terms(kind, extra):
+    """Site-dependent potentials, XXZ, J2 and single-ion terms through the O(H) kernel:
+    E_loc(x) = (Hψ)_x / ψ_x on every configuration of the sector."""
+    from lattice_cases import exact_quantities
+
+    problem = tiny(kind, **extra)
+    params = random_params(problem)
+    states, h, log_psi = exact_quantities(problem, params)
+    psi = np.exp(np.asarray(log_psi) - np.max(log_psi))
+    e_loc = np.asarray(jax.vmap(problem.local_energy, (None, 0))(params, jnp.asarray(states)))
+    np.testing.assert_allclose(e_loc, (h @ psi) / psi, rtol=1e-10, atol=1e-10)

@@ -68,3 +68,11 @@ def test_training_reports_the_fresh_chain_estimate_and_evaluate_matches_it(tmp_p
     assert ev["n_samples"] == 4096 and ev["step"] == 20
     # the same parameters: the two estimates agree within their combined error bars
     assert abs(ev["energy"] - res["energy"]) < 4 * float(jnp.hypot(ev["energy_error"], res["energy_error"]))
+
+
+def test_final_estimate_from_chains_that_disagree_is_a_warning():
+    from nqs_cli.run.estimates import final_warnings
+
+    assert final_warnings(None) == [] and final_warnings({"r_hat": 1.02, "discard_sweeps": 100}) == []
+    (warning,) = final_warnings({"r_hat": 6.46, "discard_sweeps": 100})
+    assert "split-R̂ = 6.46 > 1.1" in warning and "100 sweeps" in warning

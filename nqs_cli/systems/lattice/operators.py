@@ -1,9 +1,9 @@
 """Discrete Hamiltonians as lookup tables over two-site bonds, with padded connections.
 
-H = sum over edges e=(i, j) of B[t_e] acting on (x_i, x_j)  +  sum over sites of h(x_i),
+H = sum over edges e=(i, j) of B[t_e] acting on (x_i, x_j)  +  sum over sites of h_i(x_i),
 
 where ``B[t]`` is a (d*d, d*d) real symmetric bond matrix (bond state a = x_i * d + x_j)
-and ``h`` a (d,) on-site diagonal. Off-diagonal bond elements are tabulated per bond
+and ``h`` an on-site diagonal, the same (d,) on every site or one row per site (n_sites, d). Off-diagonal bond elements are tabulated per bond
 state (at most M of them), so connected configurations come from a few gathers.
 """
 
@@ -28,7 +28,8 @@ class BondHamiltonian:
     """Sum of bond operators on edges plus on-site diagonal terms (hashable by identity).
 
     Attributes: ``n_sites``, ``local_dim`` (d), ``edges`` (E, 2) int, ``bond_ops``
-    (T, d*d, d*d) float64, ``edge_types`` (E,) int into ``bond_ops``, ``onsite`` (d,).
+    (T, d*d, d*d) float64, ``edge_types`` (E,) int into ``bond_ops``, ``onsite`` (d,) on
+    every site or (n_sites, d) per site.
     """
 
     n_sites: int
@@ -49,8 +50,8 @@ class BondHamiltonian:
         onsite = np.asarray(self.onsite, np.float64)
         if ops.shape[1:] != (d * d, d * d):
             raise ValueError(f"bond_ops must be (T, {d * d}, {d * d}), got {ops.shape}")
-        if onsite.shape != (d,):
-            raise ValueError(f"onsite must have shape ({d},), got {onsite.shape}")
+        if onsite.shape not in ((d,), (self.n_sites, d)):
+            raise ValueError(f"onsite must have shape ({d},) or ({self.n_sites}, {d}), got {onsite.shape}")
         if not np.allclose(ops, np.swapaxes(ops, 1, 2), atol=1e-12):
             raise ValueError("bond operators must be real symmetric (Hermitian)")
         if np.any((edges < 0) | (edges >= self.n_sites)) or np.any(edges[:, 0] == edges[:, 1]):
@@ -83,13 +84,14 @@ class BondHamiltonian:
             mel[t, row, : len(cols)] = off[t, row, cols]
         sites = np.arange(self.n_sites)[None, :]
         flat = (len(ops) * d * d, m)  # per-bond tables by row = type * d*d + bond state
-        return {
+        per_site = {} if self.onsite.ndim == 1 else {"onsite_row": (np.arange(self.n_sites) * d).astype(np.int32)}
+        return per_site | {
             "diag": np.diagonal(ops, axis1=1, axis2=2).reshape(-1),
             "new_i": new_i.reshape(flat).astype(np.int32),
             "new_j": new_j.reshape(flat).astype(np.int32),
             "mel": mel.reshape(flat),
             "count": counts.reshape(-1).astype(np.int32),
-            "onsite": self.onsite,
+            "onsite": self.onsite.reshape(-1),  # per site: row site * d + x
             "i": self.edges[:, 0].astype(np.int32),
             "j": self.edges[:, 1].astype(np.int32),
             "row0": (self.edge_types * d * d).astype(np.int32),
@@ -144,7 +146,7 @@ class BondHamiltonian:
         sites = jnp.concatenate([jnp.zeros((1, 2), jnp.int32), jnp.stack([i, j], axis=1)])
         new = jnp.stack([t["new_i"][rows].reshape(-1), t["new_j"][rows].reshape(-1)], axis=1)
         new = jnp.concatenate([x[jnp.zeros((1, 2), jnp.int32)], new])
-        diag = jnp.sum(t["diag"][rows]) + jnp.sum(t["onsite"][x])
+        diag = jnp.sum(t["diag"][rows]) + _onsite(jnp, t, x)
         return sites, new, jnp.concatenate([diag[None], mel])
 
     def random_connection_sites(self, u: jax.Array, x: jax.Array):
@@ -177,7 +179,7 @@ class BondHamiltonian:
     def diagonal(self, x: jax.Array) -> jax.Array:
         """<x|H|x> for one configuration; float scalar."""
         t, x = self._jnp_tables, jnp.asarray(x, jnp.int32)
-        return jnp.sum(t["diag"][_rows(t, x, self.local_dim)]) + jnp.sum(t["onsite"][x])
+        return jnp.sum(t["diag"][_rows(t, x, self.local_dim)]) + _onsite(jnp, t, x)
 
     # ---- exact diagonalisation helpers -----------------------------------------------
 
@@ -188,7 +190,8 @@ class BondHamiltonian:
         one, two = space.marginals()
         bond_diag = np.diagonal(self.bond_ops, axis1=1, axis2=2).reshape(-1, d, d)  # (T, x_i, x_j)
         per_type = np.einsum("tab,ab->t", bond_diag, two)
-        return float(np.sum(per_type[self.edge_types]) + self.n_sites * np.dot(self.onsite, one))
+        onsite = self.n_sites * np.dot(self.onsite, one) if self.onsite.ndim == 1 else np.sum(self.onsite @ one)
+        return float(np.sum(per_type[self.edge_types]) + onsite)
 
     def to_sparse(self, states: np.ndarray) -> sp.csr_matrix:
         """H restricted to ``states`` (n_states, n_sites), as a scipy csr matrix.
@@ -226,13 +229,20 @@ def _rows(t: dict, x, d: int):
     return t["row0"] + x[..., t["i"]] * d + x[..., t["j"]]
 
 
+def _onsite(xnp, t: dict, x):
+    """Sum of the on-site diagonal over the sites of ``x`` (..., n_sites)."""
+    if "onsite_row" in t:
+        return xnp.sum(t["onsite"][t["onsite_row"] + x], axis=-1)
+    return xnp.sum(t["onsite"][x], axis=-1)
+
+
 def _conn(xnp, t: dict, x, d: int):
     """Padded connections for ``x`` (..., n_sites) with array module ``xnp`` (np or jnp).
 
     Called with jnp on one configuration only (the caller vmaps), so no rank promotion.
     """
     rows = _rows(t, x, d)
-    diag = xnp.sum(t["diag"][rows], axis=-1) + xnp.sum(t["onsite"][x], axis=-1)
+    diag = xnp.sum(t["diag"][rows], axis=-1) + _onsite(xnp, t, x)
     batch, k_off = x.shape[:-1], t["mask_i"].shape[0]
     mel = t["mel"][rows].reshape(*batch, k_off)
     new_i = t["new_i"][rows].reshape(*batch, k_off, 1)
@@ -272,20 +282,41 @@ class _StateIndex:
 # ---- builders ------------------------------------------------------------------------
 
 
-def bose_hubbard(
-    lattice: Lattice, space: FockSpace, J: float, U: float, V: float = 0.0, mu: float = 0.0
-) -> BondHamiltonian:
-    """H = -J sum_<ij> (b+_i b_j + h.c.) + U/2 sum n_i(n_i-1) + V sum_<ij> n_i n_j - mu sum n_i.
+def _per_colour(J, lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
+    """(couplings per bond type, edge types): one type when ``J`` is a number, else one per
+    bond colour (``J[c]`` on the edges of colour c)."""
+    if np.ndim(J) == 0:
+        return np.array([float(J)]), np.zeros(lattice.n_edges, np.int64)
+    J = np.asarray(J, np.float64)
+    if lattice.n_edges and lattice.edge_colors.max() >= len(J):
+        raise ValueError(f"{len(J)} couplings for bond colours up to {lattice.edge_colors.max()}")
+    return J, lattice.edge_colors
 
-    Truncated at n_max: b+ annihilates |n_max>.
+
+def bose_hubbard(
+    lattice: Lattice, space: FockSpace, J=1.0, U: float = 4.0, V: float = 0.0, mu: float = 0.0, potential=None
+) -> BondHamiltonian:
+    """H = -J sum_<ij> (b+_i b_j + h.c.) + U/2 sum n_i(n_i-1) + V sum_<ij> n_i n_j - mu sum n_i
+    + sum_i potential_i n_i.
+
+    ``J`` is one hopping or one per bond colour of the lattice; ``potential`` (n_sites,) a
+    site-dependent energy per boson (a trap, disorder), or None. Truncated at n_max: b+
+    annihilates |n_max>.
     """
     _check_sizes(lattice, space)
     n = np.arange(space.local_dim, dtype=np.float64)
     b_dag = np.diag(np.sqrt(n[1:]), k=-1)  # <n+1| b+ |n> = sqrt(n+1)
     num = np.diag(n)
-    bond = -J * (np.kron(b_dag, b_dag.T) + np.kron(b_dag.T, b_dag)) + V * np.kron(num, num)
+    hop = np.kron(b_dag, b_dag.T) + np.kron(b_dag.T, b_dag)
+    Js, types = _per_colour(J, lattice)
+    bonds = np.stack([-Jc * hop + V * np.kron(num, num) for Jc in Js])
     onsite = 0.5 * U * n * (n - 1) - mu * n
-    return BondHamiltonian(space.n_sites, space.local_dim, lattice.edges, bond, 0, onsite)
+    if potential is not None:
+        potential = np.asarray(potential, np.float64)
+        if potential.shape != (space.n_sites,):
+            raise ValueError(f"potential must have one value per site ({space.n_sites}), got shape {potential.shape}")
+        onsite = onsite[None, :] + potential[:, None] * n[None, :]
+    return BondHamiltonian(space.n_sites, space.local_dim, lattice.edges, bonds, types, onsite)
 
 
 def spin_matrices(s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -297,39 +328,61 @@ def spin_matrices(s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.diag(m), s_plus, s_plus.T
 
 
+def marshall_applies(lattice: Lattice, J=1.0, J2: float = 0.0) -> bool:
+    """Marshall's rule makes the exchange sign-free: a bipartite lattice, every J > 0, J2 = 0."""
+    return lattice.is_bipartite and float(np.min(J)) > 0 and J2 == 0
+
+
 def heisenberg(
     lattice: Lattice,
     space: SpinSpace,
-    J: float = 1.0,
+    J=1.0,
     beta: float = 0.0,
     sign_rule: bool | None = None,
+    delta: float = 1.0,
+    J2: float = 0.0,
+    D: float = 0.0,
+    h: float = 0.0,
 ) -> BondHamiltonian:
-    """H = J sum_<ij> [S_i.S_j + beta (S_i.S_j)^2], optionally Marshall-rotated.
+    """H = sum_<ij> J [XXZ_ij + beta (S_i.S_j)^2] + J2 sum_<<ij>> XXZ_ij + D sum (S^z_i)^2
+    - h sum S^z_i, with XXZ_ij = S^x_i S^x_j + S^y_i S^y_j + delta S^z_i S^z_j; optionally
+    Marshall-rotated.
 
-    ``sign_rule`` (default: on for bipartite lattices with J > 0) rotates sublattice 1 by
-    pi about z, multiplying each off-diagonal bond element by (-1)^(Delta m on the
-    sublattice-1 site); the spectrum is unchanged.
+    ``J`` is one exchange or one per bond colour of the lattice; the J2 bonds are the lattice's
+    next-nearest pairs, after the nearest ones. ``sign_rule`` (default: ``marshall_applies``)
+    rotates sublattice 1 by pi about z, multiplying each off-diagonal bond element by
+    (-1)^(Delta m on the sublattice-1 site); the spectrum is unchanged.
     """
     _check_sizes(lattice, space)
     if sign_rule is None:
-        sign_rule = lattice.is_bipartite and J > 0
+        sign_rule = marshall_applies(lattice, J, J2)
     if sign_rule and not lattice.is_bipartite:
-        raise ValueError(
-            "sign_rule = true needs a bipartite lattice (periodic chains need an even length)"
-        )
+        raise ValueError("sign_rule = true needs a bipartite lattice (periodic chains need an even length)")
+    if sign_rule and J2 != 0:
+        raise ValueError("sign_rule = true does not hold with next-nearest exchange J2 != 0")
     sz, sp_, sm = spin_matrices(space.s)
-    ss = np.kron(sz, sz) + 0.5 * (np.kron(sp_, sm) + np.kron(sm, sp_))
-    bond = J * (ss + beta * ss @ ss)
+    flip = 0.5 * (np.kron(sp_, sm) + np.kron(sm, sp_))
+    ss = np.kron(sz, sz) + flip
+    xxz = ss if delta == 1.0 else delta * np.kron(sz, sz) + flip
+    Js, types = _per_colour(J, lattice)
+    bonds = [Jc * (xxz + beta * ss @ ss) for Jc in Js]
+    edges = lattice.edges
+    if J2 != 0:
+        bonds.append(J2 * xxz)
+        edges = np.concatenate([edges, lattice.next_nearest_edges])
+        types = np.concatenate([types, np.full(len(lattice.next_nearest_edges), len(Js), np.int64)])
     d = space.local_dim
+    m = np.diag(sz)
+    onsite = np.zeros(d) if D == 0 and h == 0 else D * m**2 - h * m
     if not sign_rule:
-        return BondHamiltonian(space.n_sites, d, lattice.edges, bond, 0, np.zeros(d))
+        return BondHamiltonian(space.n_sites, d, edges, np.stack(bonds), types, onsite)
     a = np.arange(d * d)
     delta_i = (a // d)[None, :] - (a // d)[:, None]  # Delta m on the first site, (a -> b)
     delta_j = (a % d)[None, :] - (a % d)[:, None]
-    # type 0: the second site of the edge is on sublattice 1; type 1: the first one is
-    ops = np.stack([bond * (-1.0) ** delta_j, bond * (-1.0) ** delta_i])
-    types = lattice.sublattice[lattice.edges[:, 0]]
-    return BondHamiltonian(space.n_sites, d, lattice.edges, ops, types, np.zeros(d))
+    # type 2t: the second site of the edge is on sublattice 1; type 2t + 1: the first one is
+    ops = np.stack([op for bond in bonds for op in (bond * (-1.0) ** delta_j, bond * (-1.0) ** delta_i)])
+    types = 2 * types + lattice.sublattice[edges[:, 0]]
+    return BondHamiltonian(space.n_sites, d, edges, ops, types, onsite)
 
 
 def _check_sizes(lattice: Lattice, space) -> None:
