@@ -60,6 +60,7 @@ def _lattice(cfg: Config, itemsize: int) -> list[Cost]:
         raise TooLarge(f"model.alpha: {cfg.model.alpha:g} × {inputs} one-hot inputs gives no hidden unit; use alpha >= {1 / inputs:.3g}")
     n_params = inputs * hidden + hidden + inputs
     samples = cfg.sampler.n_samples
+    itemsize *= 2 if cfg.model.param_dtype.startswith("complex") else 1  # parameters, activations, the SR system
     return [
         # two bond types (a sign rule), each (d²)² float64 with about five temporaries of its size while built
         Cost(key_d, 2 * (d * d) ** 2 * 8 * 6, f"bond-operator tables ({d * d} × {d * d} per bond type) and their construction"),
