@@ -128,44 +128,45 @@ def complex_problem(kind):
     return tiny(kind, model__param_dtype="complex128")
 
 
-def real_coordinate_derivatives(log_psi, params, xs):
-    """∂ log ψ/∂(Re θ) and ∂ log ψ/∂(Im θ), (N, P) complex each, by forward-mode autodiff of
-    log ψ as a function of the two real parameter vectors (no holomorphy assumed)."""
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-
-    def of_parts(a, b):
-        return jax.vmap(lambda x: log_psi(unravel(a + 1j * b), x))(xs)
-
-    return jax.jacfwd(of_parts, argnums=(0, 1))(flat.real, flat.imag)
-
-
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
 def test_complex_fast_rbm_kernels_equal_the_module(kind):
     problem = complex_problem(kind)
     params = random_params(problem)
     assert all(a.dtype == jnp.complex128 for a in jax.tree_util.tree_leaves(params))
     xs = jnp.asarray(problem.space.all_states())
-    module = jax.vmap(lambda x: problem.model.apply({"params": params}, x))(xs)
-    fast = jax.vmap(lambda x: problem.log_psi(params, x))(xs)
+    generic_e_loc = problem_generic_local_energy(problem)
+
+    @jax.jit
+    def evaluate(params):
+        module = jax.vmap(lambda x: problem.model.apply({"params": params}, x))(xs)
+        fast = jax.vmap(lambda x: problem.log_psi(params, x))(xs)
+        generic = jax.vmap(generic_e_loc, (None, 0))(params, xs)
+        incremental = jax.vmap(problem.local_energy, (None, 0))(params, xs)
+        return module, fast, generic, incremental
+
+    module, fast, generic, incremental = evaluate(params)
     assert fast.dtype == jnp.complex128 and np.ptp(np.asarray(module).imag) > 0.1
     np.testing.assert_allclose(fast, module, rtol=1e-12, atol=1e-12)
-    generic = jax.vmap(problem_generic_local_energy(problem), (None, 0))(params, xs)
-    incremental = jax.vmap(problem.local_energy, (None, 0))(params, xs)
     assert np.max(np.abs(np.asarray(generic).imag)) > 1e-3  # a genuinely complex E_loc
     np.testing.assert_allclose(incremental, generic, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
-def test_complex_jacobians_are_the_holomorphic_derivative(kind, monkeypatch):
-    """The dense Jacobian (jax.grad, holomorphic) is ∂ log ψ/∂(Re θ) from forward-mode autodiff,
-    log ψ is holomorphic (∂/∂(Im θ) = i ∂/∂(Re θ)), the structured map equals the dense one for
-    complex vectors, and every SR form and solver gives the same complex direction."""
-    problem = complex_problem(kind)
+def test_complex_jacobians_are_the_holomorphic_derivative(monkeypatch):
+    """The dense Jacobian (jax.grad, holomorphic) is ∂ log ψ/∂(Re θ) from forward-mode autodiff
+    of log ψ as a function of the real and imaginary parts, log ψ is holomorphic (∂/∂(Im θ) =
+    i ∂/∂(Re θ)), the structured map equals the dense one on complex vectors, and every SR form
+    and solver gives the same complex direction."""
+    problem = complex_problem("heisenberg")
     params = random_params(problem)
     xs = jnp.asarray(problem.space.all_states())
-    d_re, d_im = real_coordinate_derivatives(lambda p, x: problem.model.apply({"params": p}, x), params, xs)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+
+    def of_parts(a, b):
+        return jax.vmap(lambda x: problem.model.apply({"params": unravel(a + 1j * b)}, x))(xs)
+
+    d_re, d_im = jax.jit(jax.jacfwd(of_parts, argnums=(0, 1)))(flat.real, flat.imag)
     np.testing.assert_allclose(d_im, 1j * d_re, rtol=1e-12, atol=1e-12)
-    dense = dense_jacobian(problem.log_psi, params, xs)
+    dense = jax.jit(lambda p: dense_jacobian(problem.log_psi, p, xs))(params)
     n = xs.shape[0]
     np.testing.assert_allclose(dense.o_bar, (d_re - d_re.mean(axis=0, keepdims=True)) / np.sqrt(n), rtol=1e-11, atol=1e-12)
     structured = problem.jacobian(params, xs)
@@ -175,22 +176,32 @@ def test_complex_jacobians_are_the_holomorphic_derivative(kind, monkeypatch):
     reference = sr.sr_direction(dense, eps, 1e-2, "S", "cholesky")
     assert reference.dtype == jnp.complex128
     for mode, solver in [("minsr", "cholesky"), ("minsr", "cg"), ("S", "cg")]:
-        np.testing.assert_allclose(sr.sr_direction(structured, eps, 1e-2, mode, solver), reference, rtol=1e-6, atol=1e-8)
-    monkeypatch.setattr(sr, "GRAM_CG_MAX_SAMPLES", 0)
-    np.testing.assert_allclose(sr.sr_direction(structured, eps, 1e-2, "minsr", "cg"), reference, rtol=1e-6, atol=1e-8)
+        direction = jax.jit(lambda j, e: sr.sr_direction(j, e, 1e-2, mode, solver))(structured, eps)
+        np.testing.assert_allclose(direction, reference, rtol=1e-6, atol=1e-8)
+    monkeypatch.setattr(sr, "GRAM_CG_MAX_SAMPLES", 0)  # sample-space CG on Ō and Ō† products
+    np.testing.assert_allclose(jax.jit(lambda j, e: sr.sr_direction(j, e, 1e-2, "minsr", "cg"))(structured, eps), reference, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])
-def test_complex_incremental_evaluator_tracks_log_psi(kind):
+def test_complex_incremental_evaluator_tracks_log_psi():
     """The sampler's cached θ stays exact with complex parameters (phase included)."""
-    problem = complex_problem(kind)
+    problem = complex_problem("heisenberg")
     params = random_params(problem)
     ev, rule = problem.evaluator, problem.rule
     ctx = ev.prepare(params)
-    x = problem.random_state(jax.random.key(0))
-    lp, cache = ev.init(ctx, x)
-    for k in jax.random.split(jax.random.key(3), 20):
-        x_new, _, sites = rule.propose_sites(rule.draw(k, (), x.shape[0], jnp.float64), x)
-        lp, cache = ev.update_sites(ctx, cache, x, x_new, sites)
-        x = x_new
-        assert complex(lp) == pytest.approx(complex(problem.model.apply({"params": params}, x)), abs=1e-12)
+    x0 = problem.random_state(jax.random.key(0))
+
+    @jax.jit
+    def walk(x):
+        def move(carry, k):
+            x, lp, cache = carry
+            x_new, _, sites = rule.propose_sites(rule.draw(k, (), x.shape[0], jnp.float64), x)
+            lp, cache = ev.update_sites(ctx, cache, x, x_new, sites)
+            return (x_new, lp, cache), (x_new, lp)
+
+        lp, cache = ev.init(ctx, x)
+        _, (xs, lps) = jax.lax.scan(move, (x, lp, cache), jax.random.split(jax.random.key(3), 30))
+        return xs, lps, jax.vmap(lambda x: problem.model.apply({"params": params}, x))(xs)
+
+    xs, cached, fresh = walk(x0)
+    assert len({tuple(np.asarray(x)) for x in xs}) > 3  # the chain moved
+    np.testing.assert_allclose(cached, fresh, rtol=0, atol=1e-12)

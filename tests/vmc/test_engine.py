@@ -311,39 +311,38 @@ def realified(o_bar):
 def test_complex_sr_is_the_real_part_qgt_in_every_form():
     """For complex Ō, every form and solver (with and without momentum) gives the same δ, and
     δ = δa + iδb solves the real system of the stacked map A on (Re θ, Im θ):
-    (AᵀA + λ)(δa, δb) = 2Aᵀ(Re ε, Im ε), i.e. S = Re(J†J), F = 2 Re(J†ε) with J = [Ō, iŌ]."""
+    (AᵀA + λ)(δa, δb) = 2Aᵀ(Re ε, Im ε) + λμ(Re δ_prev, Im δ_prev), i.e. S = Re(J†J),
+    F = 2 Re(J†ε) with J = [Ō, iŌ]."""
     key_o, key_e, key_p = jax.random.split(jax.random.key(2), 3)
     lam, mu = 1e-3, 0.9
+    forms = [("S", "cholesky", 1e-8), ("minsr", "cholesky", 1e-8), ("S", "cg", 1e-5), ("minsr", "cg", 1e-5)]
     for n, p in [(40, 90), (90, 40)]:
         raw = jax.random.normal(key_o, (n, p), jnp.complex128)
         o_bar = (raw - jnp.mean(raw, axis=0, keepdims=True)) / np.sqrt(n)
-        jac = DenseJacobian(o_bar)
         eps = sr.centered_energies(jax.random.normal(key_e, (n,), jnp.complex128), jnp.complex128)
-        a = realified(o_bar)
-        b = jnp.concatenate([eps.real, eps.imag])
-        np.testing.assert_allclose(jac.trace_s(), jnp.trace(a.T @ a) / 2, rtol=1e-12)  # Σ|Ō|² (A counts each twice)
         previous = jax.random.normal(key_p, (p,), jnp.complex128)
-        for momentum in (0.0, mu):
+
+        @jax.jit
+        def compute(o_bar, eps, previous):
+            jac = DenseJacobian(o_bar)
+            a = realified(o_bar)
+            b = jnp.concatenate([eps.real, eps.imag])
             prev_real = jnp.concatenate([previous.real, previous.imag])
-            rhs = 2 * a.T @ b + lam * momentum * prev_real
-            real = jnp.linalg.solve(a.T @ a + lam * jnp.eye(2 * p), rhs)
-            want = real[:p] + 1j * real[p:]
-            for mode, solver, rtol in [("S", "cholesky", 1e-8), ("minsr", "cholesky", 1e-8), ("S", "cg", 1e-5), ("minsr", "cg", 1e-5)]:
-                direction = sr.make_direction(sr.plan(mode, solver, n, p, structured=False), lambda step: lam, 1e-10, momentum)
-                d = direction(jac, eps, None, 0, previous)
+            out = {"trace": (jac.trace_s(), jnp.trace(a.T @ a) / 2),  # Σ|Ō|² (A counts each twice)
+                   "fs": (jnp.sum(jnp.abs(jac.apply(previous)) ** 2), prev_real @ (a.T @ a) @ prev_real)}
+            for momentum in (0.0, mu):
+                real = jnp.linalg.solve(a.T @ a + lam * jnp.eye(2 * p), 2 * a.T @ b + lam * momentum * prev_real)
+                out[f"real {momentum}"] = real[:p] + 1j * real[p:]
+                for mode, solver, _ in forms:
+                    direction = sr.make_direction(sr.plan(mode, solver, n, p, structured=False), lambda step: lam, 1e-10, momentum)
+                    out[f"{mode} {solver} {momentum}"] = direction(jac, eps, None, 0, previous)
+            return out
+
+        out = compute(o_bar, eps, previous)
+        np.testing.assert_allclose(*out["trace"], rtol=1e-12)
+        np.testing.assert_allclose(*out["fs"], rtol=1e-12)  # the trust region's |Ōδ|² = δᵀAᵀAδ
+        for momentum in (0.0, mu):
+            for mode, solver, rtol in forms:
+                d = out[f"{mode} {solver} {momentum}"]
                 assert d.dtype == jnp.complex128
-                np.testing.assert_allclose(d, want, rtol=rtol, atol=1e-7, err_msg=f"{mode}/{solver}/μ={momentum}")
-        # the trust region's Fubini–Study length |Ōδ|² is δᵀAᵀAδ of the real coordinates
-        assert float(jnp.sum(jnp.abs(jac.apply(previous)) ** 2)) == pytest.approx(float(prev_real @ (a.T @ a) @ prev_real), rel=1e-12)
-
-
-def test_complex_train_step_keeps_dtypes_and_reports_im_e_loc():
-    cfg = tiny_config("heisenberg", sampler__n_samples=64, sampler__n_chains=8, model__param_dtype="complex128")
-    training = build_training(cfg, build_problem(cfg))
-    state = training.init_state(0)
-    new, stats = jax.jit(training.step)(state, jax.random.key(0))
-    for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(state.params)):
-        assert a.shape == b.shape and a.dtype == b.dtype == jnp.complex128
-    assert new.chains.log_psi.dtype == jnp.complex128
-    assert float(jnp.max(jnp.abs(jax.flatten_util.ravel_pytree(new.params)[0].imag - jax.flatten_util.ravel_pytree(state.params)[0].imag))) > 0
-    assert "energy_imag" in stats and all(np.isfinite(float(v)) for v in stats.values())
+                np.testing.assert_allclose(d, out[f"real {momentum}"], rtol=rtol, atol=1e-7, err_msg=f"{mode}/{solver}/μ={momentum}")
