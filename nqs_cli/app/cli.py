@@ -220,6 +220,8 @@ def automatic_values(cfg, training) -> dict:
 
         window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
         found["train.final_samples"] = (2 * window * cfg.sampler.n_samples, f"2 × the averaging window ({window}) × n_samples")
+    if cfg.train.param_average is None:
+        found["train.param_average"] = (config_mod.average_iterations(cfg.train), "half the estimate window")
     return found
 
 

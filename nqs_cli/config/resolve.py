@@ -34,6 +34,7 @@ def resolve(cfg: Config, p: KeyErrors) -> Config:
     if cfg.train.checkpoint_every > cfg.train.n_iter and "train.checkpoint_every" in p.explicit:
         notes.append("train.checkpoint_every exceeds train.n_iter: only the final checkpoint is written")
     _check_distributed(cfg.distributed, p)
+    _check_param_dtype(cfg, model, p)
     cfg = dataclasses.replace(cfg, model=model, sampler=sampler, optimizer=optimizer, explicit=frozenset(p.explicit), notes=tuple(notes))
     _check_kinds(cfg, p)
     return cfg
@@ -113,6 +114,17 @@ def _check_distributed(d: DistributedConfig, p: KeyErrors) -> None:
         p.fail(f"distributed.{missing[0]}", "coordinator, num_processes and process_id are given together (or all left to the cluster environment)")
     if given and d.process_id >= d.num_processes:
         p.fail("distributed.process_id", f"expected < num_processes = {d.num_processes}, got {d.process_id}")
+
+
+def _check_param_dtype(cfg: Config, model, p: KeyErrors) -> None:
+    """Complex parameters: the RBM only (its log ψ is holomorphic in them), in the precision of ``dtype``."""
+    if not model.param_dtype.startswith("complex"):
+        return
+    if model.kind != "rbm-multival":
+        p.fail("model.param_dtype", f'"{model.param_dtype}" (complex parameters) is supported for model.kind = "rbm-multival" only, not "{model.kind}"')
+    want = "complex64" if cfg.dtype == "float32" else "complex128"
+    if model.param_dtype != want:
+        p.fail("model.param_dtype", f'"{model.param_dtype}" contradicts dtype = "{cfg.dtype}": complex parameters in that precision are "{want}"')
 
 
 def _check_kinds(cfg: Config, p: KeyErrors) -> None:

@@ -80,6 +80,7 @@ HAMILTONIAN_KINDS = ("bose-hubbard", "heisenberg", "continuous")
 MODEL_KINDS = ("rbm-multival", "deepsets", "deepsets-reldist")
 SAMPLER_KINDS = ("metropolis-local", "metropolis-exchange", "metropolis-hamiltonian", "metropolis-gaussian")
 PAIR_KINDS = ("gaussian", "lennard-jones", "aziz")
+PARAM_DTYPES = ("float64", "float32", "complex128", "complex64")
 ACTIVATION_NAMES = ("gelu", "tanh", "log_cosh", "relu", "silu", "softplus", "sigmoid", "none", "identity")
 
 
@@ -164,7 +165,7 @@ class ModelConfig:
     alpha: float = opt(1.0, lambda v: None if 0 < v <= 1e3 else "> 0 and <= 1e+03", kinds=("rbm-multival",), doc="Hidden-unit density: int(alpha × N × d) hidden units for N sites of local dimension d (alpha multiplies the one-hot input width, as in NetKet). log ψ(x) = Σ_j log cosh(Σ_k W_kj v_k + b_j) + Σ_k a_k v_k with v = one_hot(x).")
     use_hidden_bias: bool = opt(True, kinds=("rbm-multival",), doc="Hidden biases b_j.")
     use_visible_bias: bool = opt(True, kinds=("rbm-multival",), doc="Visible biases a_k.")
-    param_dtype: str = opt("float64", one_of("float64", "float32"), doc="Dtype of the parameters (the computation follows the top-level `dtype`).")
+    param_dtype: str = opt("float64", one_of(*PARAM_DTYPES), doc="Dtype of the parameters (the computation follows the top-level `dtype`). `complex128` (with `dtype = \"float64\"`) or `complex64` (with `dtype = \"float32\"`): complex RBM parameters, so log ψ is complex and ψ can carry any sign or phase (frustrated magnets, no sign rule); rbm-multival only. The kernel and biases start as NetKet's: complex normal, real and imaginary parts each of standard deviation 0.01/√2. Natural-gradient steps treat log ψ as holomorphic in the parameters: (S + ε·1) δ = F with S = Ō†Ō, F = 2 Ō†ε, the same update as the real part of the QGT on (Re θ, Im θ).")
     features_phi: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"), doc="Widths of φ, the per-particle (deepsets) or per-pair (deepsets-reldist) network of log ψ = ρ(Σ φ(·)): a list gives each layer, an integer every one of `layers_phi` layers.", auto="[16, 16] for deepsets, 16 for deepsets-reldist")
     features_rho: int | tuple[int, ...] = opt(None, all_positive, kinds=("deepsets", "deepsets-reldist"), doc="Widths of ρ, applied to the pooled sum; a final width-1 layer is appended (log ψ is its output).", auto="[16] for deepsets, 16 for deepsets-reldist")
     layers_phi: int = opt(2, layer_count, kinds=("deepsets-reldist",), doc="Layers of φ when `features_phi` is an integer.")

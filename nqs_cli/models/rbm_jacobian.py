@@ -8,6 +8,10 @@ of the kernel is the outer product v ⊗ t, so
 which costs N²(H + M) instead of N²·M·H, and Ōᵀy = (V∘y)ᵀT costs one N·M·H product
 (the biases ride along as a constant column of V and of T, see ``RBMJacobian``). Same
 methods as vmc/jacobians.DenseJacobian; checked against it in tests/models/test_rbm_kernels.py.
+
+Complex parameters: log ψ is holomorphic in them and ∂ log ψ/∂W = v ⊗ tanh θ still, with a
+complex t; the Gram matrix is ŌŌ† (w·w̄ in place of w·w) and the transpose products use w̄
+(u is real). Real parameters take exactly the real code (conjugation of a real array is a no-op).
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ def _center_gram(k: jax.Array) -> jax.Array:
     row = jnp.mean(k, axis=1, keepdims=True)
     col = jnp.mean(k, axis=0, keepdims=True)
     return (k - row - col + jnp.mean(k)) / n
+
+
+def _abs2(x: jax.Array) -> jax.Array:
+    """|x|² elementwise, real (x·x for real x)."""
+    return x.real**2 + x.imag**2 if jnp.iscomplexobj(x) else x * x
 
 
 @struct.dataclass
@@ -71,7 +80,7 @@ class RBMJacobian:
         constant corner term (it vanishes under the centring). u holds zeros and ones, so
         u·uᵀ counts agreements: exact in float32, whose product is ~1.5× faster."""
         agree = self.u.astype(jnp.float32) @ self.u.astype(jnp.float32).T
-        return agree.astype(self.w.dtype) * (self.w @ self.w.T)
+        return agree.astype(self.w.dtype) * (self.w @ self.w.conj().T)
 
     def gram(self) -> jax.Array:
         return _center_gram(self._uncentred_gram())
@@ -84,7 +93,7 @@ class RBMJacobian:
 
     def _centred(self, y: jax.Array) -> jax.Array:
         n = y.shape[0]
-        return (y - jnp.mean(y)) / jnp.sqrt(jnp.asarray(n, y.dtype))
+        return (y - jnp.mean(y)) / jnp.sqrt(jnp.asarray(n, y.real.dtype))
 
     def _without_corner(self, theta: jax.Array) -> jax.Array:
         if self.use_hidden_bias and self.use_visible_bias:
@@ -92,8 +101,8 @@ class RBMJacobian:
         return theta
 
     def transpose_apply_native(self, y: jax.Array) -> jax.Array:
-        """Ōᵀy = Oᵀ(y − ȳ)/√N as the (M', H') matrix Θ."""
-        return self._without_corner((self.u * self._centred(y)[:, None]).T @ self.w)
+        """Ō†y = O†(y − ȳ)/√N as the (M', H') matrix Θ."""
+        return self._without_corner((self.u * self._centred(y)[:, None]).T @ self.w.conj())
 
     def apply_native(self, theta: jax.Array) -> jax.Array:
         """Ōv for v given as the (M', H') matrix Θ."""
@@ -134,9 +143,9 @@ class RBMJacobian:
     def trace_s(self) -> jax.Array:
         """Tr S = mean_i |O_i|² − |mean O|² with O_i = u_i ⊗ w_i (the corner term cancels)."""
         n = self.u.shape[0]
-        row = jnp.sum(self.u * self.u, axis=1) * jnp.sum(self.w * self.w, axis=1)
+        row = jnp.sum(self.u * self.u, axis=1) * jnp.sum(_abs2(self.w), axis=1)
         mean = (self.u.T @ self.w) / n
-        return jnp.mean(row) - jnp.sum(mean * mean)
+        return jnp.mean(row) - jnp.sum(_abs2(mean))
 
     def s_matrix(self) -> jax.Array:
         raise NotImplementedError("the parameter-space S matrix of an RBM is dense: use DenseJacobian")

@@ -63,6 +63,7 @@ def _lattice(cfg: Config, itemsize: int) -> list[Cost]:
     samples = cfg.sampler.n_samples
     ham = cfg.hamiltonian
     types = 2 * (len(couplings(ham)) + (ham.J2 != 0))  # per coupling, twice with a sign rule
+    itemsize *= 2 if cfg.model.param_dtype.startswith("complex") else 1  # parameters, activations, the SR system
     return [
         # each bond type (d²)² float64 with about five temporaries of its size while built
         Cost(key_d, types * (d * d) ** 2 * 8 * 6, f"bond-operator tables ({d * d} × {d * d} per bond type) and their construction"),

@@ -10,7 +10,10 @@ from nqs_cli.systems.continuum.space import ParticleSpace
 
 
 def param_dtype(cfg: Config):
-    """The parameters' dtype: ``model.param_dtype``, unless ``dtype = "float32"`` overrides it."""
+    """The parameters' dtype: ``model.param_dtype``, unless ``dtype = "float32"`` overrides a real
+    one (complex ones agree with ``dtype``: config/resolve.py)."""
+    if cfg.model.param_dtype.startswith("complex"):
+        return getattr(jnp, cfg.model.param_dtype)
     return jnp.float32 if cfg.dtype == "float32" else getattr(jnp, cfg.model.param_dtype)
 
 

@@ -7,6 +7,26 @@ the same δ comes from the sample-space (minSR / kernel) form δ = 2 Ōᵀ (ŌŌ
 (push-through identity), which costs O(N²P) instead of O(P²N + P³) — or less with a
 structured Jacobian (see jacobians.py).
 
+Complex parameters θ = a + ib with log ψ holomorphic in θ (the complex RBM): O_ik is the
+complex derivative ∂ log ψ(x_i)/∂θ_k, and ε keeps the imaginary part of E_loc. The energy is
+a real function of the real coordinates (a, b); since ∂ log ψ/∂a = O and ∂ log ψ/∂b = iO,
+
+    ∂E/∂a + i ∂E/∂b = 2 Re(Ō†ε) + i·2 Re((iŌ)†ε) = 2 Ō†ε,
+
+and the real part of the QGT on (a, b), Re(J†J) with J = [Ō, iŌ], is the real 2P × 2P
+representation of the complex Hermitian S = Ō†Ō (blocks [[Re S, −Im S], [Im S, Re S]]),
+just as [Re F; Im F] represents F = 2Ō†ε. Complex products map to real ones under this
+representation, so the real system (Re(J†J) + λ)(δa, δb) = ∇_(a,b) E is the complex one
+(Ō†Ō + λ)δ = 2Ō†ε with δ = δa + iδb, and θ ← θ − ηδ is the real step on (a, b). (This is
+NetKet's real-part QGT for non-holomorphic parameters, which for a holomorphic log ψ
+reduces to its holomorphic form.) In sample space the same holds for the stacked real map
+A = [Re J; Im J] (2N × 2P) with b = [Re ε; Im ε]: S = AᵀA, F = 2Aᵀb; AAᵀ represents the
+complex N × N Gram matrix ŌŌ†, so minSR is δ = 2Ō†(ŌŌ† + λ)⁻¹ε. Every form and solver
+below therefore runs unchanged on complex arrays, with conjugate transposes (Cholesky of a
+Hermitian matrix; JAX's CG takes real parts of inner products, i.e. it is CG on the real
+representation). The trust region's |Ōδ|² = δᵀ Re(J†J) δ and Tr S = Σ|Ō|² stay real.
+For real parameters every conjugation is a no-op: the real code, unchanged.
+
 ``jac`` arguments are Jacobian linear maps (vmc/jacobians.py, or a model's structured one).
 Which form and solver to use is decided once per run, from the sizes alone (``plan``).
 """
@@ -48,13 +68,16 @@ GRAM_CG_MIN_SHIFT = 0.01
 
 
 def centered_energies(e_loc: jax.Array, dtype) -> jax.Array:
-    """ε = (E_loc − ⟨E_loc⟩)/√N (real part), in the parameters' dtype."""
+    """ε = (E_loc − ⟨E_loc⟩)/√N in the parameters' dtype: its real part for real parameters,
+    complex for complex ones (whose gradient 2Ō†ε needs Im E_loc too)."""
     n = e_loc.shape[0]
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return ((e_loc - jnp.mean(e_loc)) / jnp.sqrt(jnp.asarray(n, jnp.finfo(dtype).dtype))).astype(dtype)
     return ((e_loc - jnp.mean(e_loc)).real / jnp.sqrt(jnp.asarray(n, dtype))).astype(dtype)
 
 
 def energy_gradient(jac, eps: jax.Array) -> jax.Array:
-    """g = 2 Ōᵀε = ∂⟨E⟩/∂θ for real parameters."""
+    """g = 2 Ō†ε: ∂⟨E⟩/∂θ for real parameters, ∂⟨E⟩/∂a + i ∂⟨E⟩/∂b for complex θ = a + ib."""
     return 2.0 * jac.transpose_apply(eps)
 
 
@@ -129,7 +152,7 @@ def plan(mode: str, solver: str, n_samples: int, n_params: int, structured: bool
 
 
 def solve(sr_plan: SRPlan, jac, eps: jax.Array, diag_shift, tol: float) -> jax.Array:
-    """δ = (ŌᵀŌ + λ)⁻¹ 2Ōᵀε in the planned form; ``tol``: CG's relative residual."""
+    """δ = (Ō†Ō + λ)⁻¹ 2Ō†ε in the planned form; ``tol``: CG's relative residual."""
     if sr_plan.form == "minsr":
         if sr_plan.gram_cg:
             gram_matvec = jac.gram_matvec()

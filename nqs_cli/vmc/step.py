@@ -17,6 +17,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from nqs_cli.vmc import sr
+from nqs_cli.vmc.jacobians import abs2
 from nqs_cli.vmc.sampler import ChainState
 from nqs_cli.vmc.stats import statistics
 
@@ -130,7 +131,7 @@ def make_step(
         delta = direction(jac, eps, grad, state.step, state.direction)
         updates, opt_state = tx.update(unravel(delta), state.opt_state, state.params)
         factor = scale * warm(state.step)
-        fs = jnp.sum(jac.apply(ravel_pytree(updates)[0]) ** 2) * factor**2
+        fs = jnp.sum(abs2(jac.apply(ravel_pytree(updates)[0]))) * factor**2
         if trust_region is not None:
             shrink = jnp.minimum(1.0, jnp.sqrt(trust_region / jnp.maximum(fs, 1e-300)))
             factor, fs = factor * shrink, fs * shrink**2
@@ -153,6 +154,8 @@ def make_step(
             "trace_s": jac.trace_s(),
             "params_finite": jnp.all(jnp.isfinite(ravel_pytree(params)[0])),
         }
+        if jnp.iscomplexobj(e_loc):
+            stats["energy_imag"] = jnp.mean(e_loc.imag)  # ⟨Im E_loc⟩: zero but for noise (H is Hermitian)
         if diag_shift is not None:
             stats["diag_shift"] = diag_shift(state.step)
         if report_width:

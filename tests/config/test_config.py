@@ -87,6 +87,10 @@ MALFORMED = [
     ("[hamiltonian]\nkind = \"bose-hubbard\"\n", [], "missing system"),
     (TRAP + "[hamiltonian.pair]\nkind = \"gaussian\"\nepsilon = 1.0\n", [], "hamiltonian.pair.epsilon"),
     (TRAP + "[sampler]\nsigma = -1.0\n", [], "sampler.sigma"),
+    (BH + "[model]\nparam_dtype = \"complex64\"\n", [], 'model.param_dtype: "complex64" contradicts dtype = "float64"'),
+    ("dtype = \"float32\"\n" + BH + "[model]\nparam_dtype = \"complex128\"\n", [], 'model.param_dtype: "complex128" contradicts dtype = "float32"'),
+    (TRAP + "[model]\nparam_dtype = \"complex128\"\n", [], 'model.param_dtype: "complex128" (complex parameters) is supported for model.kind = "rbm-multival" only'),
+    (BH + "[model]\nparam_dtype = \"complex\"\n", [], 'model.param_dtype: expected one of "float64", "float32", "complex128", "complex64"'),
 ]
 
 
@@ -147,3 +151,18 @@ def test_sr_can_be_switched_off(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(BH + "[optimizer]\nsr = false\n")
     assert config.load(path).optimizer.sr is None
+
+
+@pytest.mark.parametrize("dtype, param_dtype", [("float64", "complex128"), ("float32", "complex64")])
+def test_complex_parameters_validate_and_build(tmp_path, dtype, param_dtype):
+    import jax.numpy as jnp
+
+    from nqs_cli.setup.models import param_dtype as built_dtype
+
+    path = tmp_path / "c.toml"
+    path.write_text(f'dtype = "{dtype}"\n' + BH + f'[model]\nparam_dtype = "{param_dtype}"\n')
+    assert built_dtype(config.load(path)) == getattr(jnp, param_dtype)
+    if dtype == "float64":  # `nqs validate` of a float32 config would switch this process's JAX to 32 bits
+        result = runner.invoke(app, ["validate", str(path)])
+        assert result.exit_code == 0, result.output
+        assert param_dtype in result.output

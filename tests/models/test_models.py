@@ -175,6 +175,56 @@ def test_rbm_multival_one_hots_local_indices():
     np.testing.assert_allclose(apply(variables, x), expected, rtol=1e-13)
 
 
+COMPLEX_CASES = {case["name"]: case for case in _fixture().get("complex_cases", [])}
+
+
+def _complex_tree(case: dict, prefix: str):
+    real, imag = case[f"{prefix}_real"], case[f"{prefix}_imag"]
+    is_leaf = lambda v: isinstance(v, list)  # noqa: E731
+    return jax.tree_util.tree_map(lambda a, b: np.asarray(a) + 1j * np.asarray(b), real, imag, is_leaf=is_leaf)
+
+
+def _complex_module(case: dict) -> RBMMultiVal:
+    fields = case["fields"]
+    return RBMMultiVal(n_classes=fields["n_classes"], alpha=fields["alpha"], param_dtype=jnp.complex128)
+
+
+def test_complex_cases_present():
+    assert len(COMPLEX_CASES) >= 2
+
+
+@pytest.mark.parametrize("name", list(COMPLEX_CASES))
+def test_complex_rbm_multival_initialisation_is_netkets(name):
+    """Same parameter names and shapes, and with the same key the same complex initial
+    values as NetKet's RBMMultiVal(param_dtype=complex128), to the last bit of the scaling
+    (compiled here, eager there): normal(0.01) drawn as a complex normal (real and imaginary
+    parts of standard deviation 0.01/√2)."""
+    case = COMPLEX_CASES[name]
+    model = _complex_module(case)
+    x = np.asarray(case["inputs"])
+    ours = jax.jit(model.init)(jax.random.key(case["seed"]), x)["params"]
+    theirs = _complex_tree(case, "init")
+    assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(theirs)
+    assert all(a.dtype == jnp.complex128 for a in jax.tree_util.tree_leaves(ours))
+    assert _n_params(ours) == case["n_params"]
+    for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-15, atol=0)
+    kernel = np.asarray(ours["RBM"]["Dense"]["kernel"])
+    # 0.01/√2 per part: the sample standard deviation of n values is within ~4/√(2n) of it
+    for part in (kernel.real, kernel.imag):
+        assert abs(part.std() / (0.01 / np.sqrt(2)) - 1) < 4 / np.sqrt(2 * part.size)
+
+
+@pytest.mark.parametrize("name", list(COMPLEX_CASES))
+def test_complex_rbm_multival_log_psi_matches_netket(name):
+    case = COMPLEX_CASES[name]
+    model = _complex_module(case)
+    log_psi = jax.jit(model.apply)({"params": _complex_tree(case, "params")}, np.asarray(case["inputs"]))
+    assert log_psi.dtype == jnp.complex128
+    expected = np.asarray(case["log_psi_real"]) + 1j * np.asarray(case["log_psi_imag"])
+    np.testing.assert_allclose(log_psi, expected, rtol=TOL, atol=TOL)
+
+
 def _permute_particles(x, perm, d):
     n = x.shape[-1] // d
     xs = np.reshape(x, (*x.shape[:-1], n, d))[..., perm, :]

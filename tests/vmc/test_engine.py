@@ -289,3 +289,89 @@ def test_compiled_cg_direction_is_right_in_fresh_processes():
         for mode, err in errors.items():
             # CG stops at a relative residual of 1e-5; the direction then agrees to ~1.5e-5
             assert float(err) < 1e-4, (mode, err)
+
+
+# --------------------------------------------------------------------------- complex parameters
+
+
+def test_complex_parameters_full_sum_identities():
+    """Complex RBM (spin-1, no sign rule): the full-sum ⟨E_loc⟩ is ψ†Hψ/ψ†ψ, E_loc = (Hψ)/ψ,
+    and the estimator 2Ō†ε with exact weights is ∂E/∂(Re θ) + i ∂E/∂(Im θ) from autodiff of
+    the exact energy as a function of the real and imaginary parts."""
+    problem = tiny("heisenberg", model__param_dtype="complex128")
+    params = random_params(problem)
+    states = problem.space.all_states()
+    h = jnp.asarray(problem.hamiltonian.to_dense(states))
+    xs = jnp.asarray(states)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    log_psi_all = jax.vmap(problem.log_psi, (None, 0))
+
+    @jax.jit
+    def exact_energy(a, b):
+        lp = log_psi_all(unravel(a + 1j * b), xs)
+        psi = jnp.exp(lp - jax.lax.stop_gradient(jnp.max(lp.real)))
+        return jnp.real(jnp.conj(psi) @ h @ psi) / jnp.real(jnp.conj(psi) @ psi)
+
+    @jax.jit
+    def estimates(params):
+        lp = log_psi_all(params, xs)
+        w = jnp.exp(2 * (lp.real - jnp.max(lp.real)))
+        w = w / jnp.sum(w)
+        e_loc = jax.vmap(problem.local_energy, (None, 0))(params, xs)
+        jac = jax.vmap(lambda x: jax.flatten_util.ravel_pytree(jax.grad(problem.log_psi, holomorphic=True)(params, x))[0])(xs)
+        o_bar = jnp.sqrt(w)[:, None] * (jac - (w @ jac)[None, :])
+        eps = jnp.sqrt(w) * (e_loc - w @ e_loc)
+        psi = jnp.exp(lp - jnp.max(lp.real))
+        return w @ e_loc, e_loc, psi, sr.energy_gradient(DenseJacobian(o_bar), eps)
+
+    mean, e_loc, psi, grad = estimates(params)
+    assert abs(float(mean.imag)) < 1e-12  # H is Hermitian: the exact mean of Im E_loc vanishes
+    assert float(mean.real) == pytest.approx(float(exact_energy(flat.real, flat.imag)), abs=1e-10)
+    np.testing.assert_allclose(e_loc, (h @ psi) / psi, rtol=1e-10, atol=1e-10)
+    g_re, g_im = jax.jit(jax.grad(exact_energy, argnums=(0, 1)))(flat.real, flat.imag)
+    np.testing.assert_allclose(grad, g_re + 1j * g_im, rtol=1e-9, atol=1e-11)
+
+
+def realified(o_bar):
+    """The real map A on (Re δ, Im δ) ↦ (Re Ōδ, Im Ōδ): [[Re Ō, −Im Ō], [Im Ō, Re Ō]] (2N × 2P)."""
+    return jnp.block([[o_bar.real, -o_bar.imag], [o_bar.imag, o_bar.real]])
+
+
+def test_complex_sr_is_the_real_part_qgt_in_every_form():
+    """For complex Ō, every form and solver (with and without momentum) gives the same δ, and
+    δ = δa + iδb solves the real system of the stacked map A on (Re θ, Im θ):
+    (AᵀA + λ)(δa, δb) = 2Aᵀ(Re ε, Im ε) + λμ(Re δ_prev, Im δ_prev), i.e. S = Re(J†J),
+    F = 2 Re(J†ε) with J = [Ō, iŌ]."""
+    key_o, key_e, key_p = jax.random.split(jax.random.key(2), 3)
+    lam, mu = 1e-3, 0.9
+    forms = [("S", "cholesky", 1e-8), ("minsr", "cholesky", 1e-8), ("S", "cg", 1e-5), ("minsr", "cg", 1e-5)]
+    for n, p in [(40, 90), (90, 40)]:
+        raw = jax.random.normal(key_o, (n, p), jnp.complex128)
+        o_bar = (raw - jnp.mean(raw, axis=0, keepdims=True)) / np.sqrt(n)
+        eps = sr.centered_energies(jax.random.normal(key_e, (n,), jnp.complex128), jnp.complex128)
+        previous = jax.random.normal(key_p, (p,), jnp.complex128)
+
+        @jax.jit
+        def compute(o_bar, eps, previous):
+            jac = DenseJacobian(o_bar)
+            a = realified(o_bar)
+            b = jnp.concatenate([eps.real, eps.imag])
+            prev_real = jnp.concatenate([previous.real, previous.imag])
+            out = {"trace": (jac.trace_s(), jnp.trace(a.T @ a) / 2),  # Σ|Ō|² (A counts each twice)
+                   "fs": (jnp.sum(jnp.abs(jac.apply(previous)) ** 2), prev_real @ (a.T @ a) @ prev_real)}
+            for momentum in (0.0, mu):
+                real = jnp.linalg.solve(a.T @ a + lam * jnp.eye(2 * p), 2 * a.T @ b + lam * momentum * prev_real)
+                out[f"real {momentum}"] = real[:p] + 1j * real[p:]
+                for mode, solver, _ in forms:
+                    direction = sr.make_direction(sr.plan(mode, solver, n, p, structured=False), lambda step: lam, 1e-10, momentum)
+                    out[f"{mode} {solver} {momentum}"] = direction(jac, eps, None, 0, previous)
+            return out
+
+        out = compute(o_bar, eps, previous)
+        np.testing.assert_allclose(*out["trace"], rtol=1e-12)
+        np.testing.assert_allclose(*out["fs"], rtol=1e-12)  # the trust region's |Ōδ|² = δᵀAᵀAδ
+        for momentum in (0.0, mu):
+            for mode, solver, rtol in forms:
+                d = out[f"{mode} {solver} {momentum}"]
+                assert d.dtype == jnp.complex128
+                np.testing.assert_allclose(d, out[f"real {momentum}"], rtol=rtol, atol=1e-7, err_msg=f"{mode}/{solver}/μ={momentum}")
