@@ -434,6 +434,11 @@ def evaluate(
         if res.get(key) is not None:
             table.add_row(key, f"{res[key]:.4g}")
     table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains)")
+    observables = res.get("observables") or {}
+    for name, v in observables.get("scalars", {}).items():
+        table.add_row(name, fmt_energy(v["value"], v["error"]))
+    if observables:
+        table.add_row("observables", ", ".join(k for k in observables if isinstance(observables[k], dict) and k != "scalars") + " (observables.json)")
     out.print(table)
     if written is not None:
         fail(written, code=EXIT_IO)

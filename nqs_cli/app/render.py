@@ -38,7 +38,8 @@ def runs_table(rows: list[dict]) -> Table:
     its own column, and flags (failed runs, R̂ > 1.1) in red."""
     table = Table(title_justify="left")
     evaluated = any(r.get("evaluation_energy") is not None for r in rows)
-    columns = ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else [])
+    scalars = list(dict.fromkeys(k for r in rows for k in (r.get("observables") or {}).get("scalars", {})))
+    columns = ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else []) + scalars
     for col in columns + ["R̂", "acc", "s/it", "status", "flags"]:
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -54,6 +55,9 @@ def runs_table(rows: list[dict]) -> Table:
         if evaluated:
             e = r.get("evaluation_energy")
             cells.append("—" if e is None else f"{fmt_energy(e, r.get('evaluation_energy_error'))} (step {r.get('evaluation_step')})")
+        for name in scalars:
+            v = (r.get("observables") or {}).get("scalars", {}).get(name)
+            cells.append("—" if v is None or v.get("value") is None else fmt_energy(v["value"], v.get("error")))
         cells += [
             "—" if r["r_hat"] is None else f"{r['r_hat']:.3g}",
             "—" if r["acceptance"] is None else f"{r['acceptance']:.2f}",

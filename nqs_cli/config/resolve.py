@@ -6,7 +6,16 @@ import dataclasses
 import math
 from typing import NoReturn, Protocol
 
-from nqs_cli.config.schema import Config, DistributedConfig, OptimizerConfig, lattice_dims
+from nqs_cli.config.schema import (
+    FOCK_OBSERVABLES,
+    PARTICLE_OBSERVABLES,
+    SPIN_OBSERVABLES,
+    Config,
+    DistributedConfig,
+    ObservablesConfig,
+    OptimizerConfig,
+    lattice_dims,
+)
 
 
 class KeyErrors(Protocol):
@@ -32,7 +41,8 @@ def resolve(cfg: Config, p: KeyErrors) -> Config:
     if cfg.train.checkpoint_every > cfg.train.n_iter and "train.checkpoint_every" in p.explicit:
         notes.append("train.checkpoint_every exceeds train.n_iter: only the final checkpoint is written")
     _check_distributed(cfg.distributed, p)
-    cfg = dataclasses.replace(cfg, model=model, sampler=sampler, optimizer=optimizer, explicit=frozenset(p.explicit), notes=tuple(notes))
+    observables = _resolve_observables(cfg, p)
+    cfg = dataclasses.replace(cfg, model=model, sampler=sampler, optimizer=optimizer, observables=observables, explicit=frozenset(p.explicit), notes=tuple(notes))
     _check_kinds(cfg, p)
     return cfg
 
@@ -191,3 +201,45 @@ def _check_lattice_system(cfg: Config, p: KeyErrors) -> None:
                 p.fail("hilbert.total_sz", f"|total_sz| = {abs(hil.total_sz)} exceeds s * n_sites = {hil.s * cfg.n_sites}")
             if not float(hil.total_sz - hil.s * cfg.n_sites).is_integer():
                 p.fail("hilbert.total_sz", f"{hil.total_sz} is not reachable with {cfg.n_sites} spins s = {hil.s}")
+
+
+MAX_MATRIX_SITES = 64  # the one-body density matrix costs N_s (N_s − 1) ψ evaluations per sample
+DENSITY_MATRIX = ("one_body_density_matrix", "momentum_distribution", "condensate_fraction")
+
+
+def _resolve_observables(cfg: Config, p: KeyErrors) -> ObservablesConfig:
+    """The observables' names (a default set per system) and their geometry, checked against the system."""
+    obs = cfg.observables
+    if cfg.is_continuous:
+        system, allowed = "particles in continuous space", PARTICLE_OBSERVABLES
+        periodic = any(e > 0 for e in cfg.space.extent)
+        default = ("pair_correlation" if periodic else "density", "structure_factor", "energy_split")
+    elif cfg.hilbert.kind == "fock":
+        system, allowed = "bosons on a lattice", FOCK_OBSERVABLES
+        default = FOCK_OBSERVABLES if cfg.n_sites <= MAX_MATRIX_SITES else FOCK_OBSERVABLES[:3]
+    else:
+        system, allowed = f"spin-{cfg.hilbert.s:g} sites", SPIN_OBSERVABLES
+        integer_chain = float(cfg.hilbert.s).is_integer() and lattice_dims(cfg.lattice) == 1
+        default = ("sz_correlation", "structure_factor", "staggered_magnetization") + (("string_order",) if integer_chain else ())
+    names = default if obs.names is None else tuple(dict.fromkeys(obs.names))
+    for name in names:
+        if name not in allowed:
+            p.fail("observables.names", f'"{name}" is not an observable of {system}; these are: ' + ", ".join(f'"{n}"' for n in allowed))
+    if cfg.is_continuous:
+        return dataclasses.replace(obs, names=names)
+    lat = cfg.lattice
+    if "string_order" in names and not (float(cfg.hilbert.s).is_integer() and lattice_dims(lat) == 1):
+        p.fail("observables.names", '"string_order" needs integer spin (hilbert.s = 1, 2, …) on a chain')
+    if any(n in names for n in DENSITY_MATRIX) and cfg.n_sites > MAX_MATRIX_SITES:
+        p.fail("observables.names", f"the one-body density matrix is measured on at most {MAX_MATRIX_SITES} sites (it costs N_s (N_s − 1) ψ evaluations per sample); "
+                                    f"this lattice has {cfg.n_sites}")
+    edge = obs.edge_sites if obs.edge_sites is not None else (0 if lat.pbc else lat.length // 4)
+    if lat.pbc and obs.edge_sites:
+        p.fail("observables.edge_sites", "only open lattices (lattice.pbc = false) have edges; leave it unset or 0")
+    if not lat.pbc and 2 * edge >= lat.length:
+        p.fail("observables.edge_sites", f"expected < L/2 = {lat.length / 2:g} (the bulk must keep a site), got {edge}")
+    largest = lat.length // 2 if lat.pbc else lat.length - 1 - 2 * edge
+    distance = largest if obs.max_distance is None else obs.max_distance
+    if distance > largest:
+        p.fail("observables.max_distance", f"expected <= {largest} on this lattice ({'L/2' if lat.pbc else 'L − 1 − 2·edge_sites'}), got {distance}")
+    return dataclasses.replace(obs, names=names, max_distance=distance, edge_sites=edge)

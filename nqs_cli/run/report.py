@@ -58,6 +58,7 @@ def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
     exact = result.get("exact_energy")
     last = rows[-1] if rows else {}
     evaluation = read_json_object(path / "evaluation.json") if (path / "evaluation.json").exists() else {}
+    observables = read_json_object(path / "observables.json") if (path / "observables.json").exists() else {}
     return {
         "run": str(path),
         "name": resolved.get("name"),
@@ -77,6 +78,7 @@ def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
         "seconds_per_iteration": result.get("seconds_per_iteration"),
         "status": status,
         "flags": run_flags(status, last, result),
+        "observables": observables,
     }
 
 

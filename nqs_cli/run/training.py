@@ -26,8 +26,8 @@ from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
+from nqs_cli.run.measure import measure
 from nqs_cli.setup import Training, build_problem, build_training
-from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
 from nqs_cli.vmc.step import VMCState, root_keys
@@ -282,8 +282,6 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
     final = None
     if status == "completed":
-        if cfg.is_continuous:
-            write_observables(path, training, state, cfg)
         final = final_evaluation(path, training, state, cfg)
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
@@ -320,15 +318,12 @@ def what_is_kept(path: Path) -> str:
     return f"{where}; metrics.jsonl holds {rows} iterations"
 
 
-def write_observables(path: Path | None, training: Training, state: VMCState, cfg: Config) -> None:
-    """Density profile (trap) or g(r) (box) from one more sampling pass of the final state."""
-    s = cfg.sampler
-    sample = jax.jit(training.sampler(4 * s.n_samples // s.n_chains, s.n_discard_per_chain))
-    _, samples, _ = sample(state.params, state.chains, jax.random.key(cfg.seed + 7))
-    # chain-major order keeps each chain's samples consecutive, as the blocking errors assume
-    flat = dist.to_host(samples).reshape(-1, samples.shape[-1])
-    if dist.is_lead():
-        atomic_write_json(path / "observables.json", observables(training.problem.space, flat))
+def write_observables(path: Path | None, cfg: Config, training: Training, params, kept: dict, step: int, source: str) -> None:
+    """observables.json from the samples in ``kept`` (see ``sample_energy``), process 0 only."""
+    if not dist.is_lead() or not cfg.observables.names:
+        return
+    data = measure(cfg, training, params, kept["samples"], kept["e_loc"])
+    atomic_write_json(path / "observables.json", {"source": source, "step": step, **data})
 
 
 def reference_energy(cfg: Config, problem) -> tuple[float | None, str | None]:
@@ -352,12 +347,18 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     s = cfg.sampler
     window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
     max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
+    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.params))  # every process evaluates the same samples, locally
+    kept: dict = {}
+    key = jax.random.key(cfg.seed + 1_000_003)
     if max_samples == 0:
+        if cfg.observables.names:  # no final estimate: one pass of 4 × n_samples for the observables
+            sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, keep=kept)
+            write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains")
         return None
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
-    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.params))  # every process evaluates the same samples, locally
     n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
-    stats = sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n_per_pass, max_samples, target)
+    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, keep=kept)
+    write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains (the samples of the final estimate)")
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     return {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target}
