@@ -247,6 +247,7 @@ def train(
     num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-process run: number of processes (distributed.num_processes)."),
     force_size: bool = ForceSizeOption,
     process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-process run: this process's rank, 0 writes the run directory (distributed.process_id)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Warm start from the newest checkpoint's parameters of this run directory (sets train.init_from; same model and shapes)."),
 ):
     """Train a variational state; write the run directory; print the final energy."""
     from nqs_cli.app.render import TrainReporter
@@ -257,6 +258,8 @@ def train(
 
     flags = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     overrides = list(set_ or []) + [f"distributed.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    if init_from is not None:
+        overrides.append(f"train.init_from={json.dumps(str(init_from))}")
     cfg = load_config(config, overrides)
     max_time_s = parse_duration(max_time) if max_time else None
     check_size(cfg, force_size)
@@ -272,7 +275,7 @@ def train(
         reporter = TrainReporter(silent, silent, quiet=True)
     given = config.read_text()
     config_files = {
-        "config.toml": config_mod.effective_toml(config, list(set_ or []), n_iter, cfg.name),
+        "config.toml": config_mod.effective_toml(config, list(set_ or []) + ([f"train.init_from={json.dumps(str(init_from))}"] if init_from else []), n_iter, cfg.name),
         "config.given.toml": given,
     }
     try:
@@ -300,7 +303,7 @@ def train(
         return
     if not distributed.is_lead():
         raise typer.Exit(EXIT_MAX_TIME if outcome.result.get("reason") == "max-time" else 130)
-    options = {"--n-iter": n_iter, "--max-time": max_time, "--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
+    options = {"--n-iter": n_iter, "--init-from": init_from, "--max-time": max_time, "--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
     command = ["nqs", "train", str(config)] + [a for s_ in set_ or [] for a in ("--set", s_)] + ["--out", str(outcome.run_dir)]
     command += [a for k, v in options.items() if v is not None for a in (k, str(v))] + (["--quiet"] if quiet else [])
     resume = "Resume with: " + shlex.join(command)

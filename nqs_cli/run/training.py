@@ -24,13 +24,13 @@ from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, relative_error, sampling_warnings
-from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
 from nqs_cli.run.measure import measure
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
-from nqs_cli.vmc.step import VMCState, root_keys
+from nqs_cli.vmc.step import VMCState, init_state, root_keys
 
 FAILED = ("diverged", "failed")
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
@@ -182,6 +182,8 @@ def write_run_files(path: Path, config_files: dict[str, str], resolved: dict, ar
     atomic_write_json(path / "resolved.json", resolved)
     meta = rd.meta(argv, seed)
     meta.update(n_params=n_params, config_hash=chash, n_processes=dist.process_count())
+    if (path / "init_from.json").exists():  # written once, at the warm start; a resume keeps it
+        meta["init_from"] = read_json_object(path / "init_from.json", {})
     atomic_write_json(path / "meta.json", meta)
 
 
@@ -240,6 +242,8 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     path, state, lock = join_run(cfg, out, force, state, chash, reporter, valid_configurations(problem))
     try:
+        if cfg.train.init_from is not None and int(state.step) == 0:  # a resumed run continues its own checkpoint
+            state = warm_start(cfg, training, state, path, reporter)
         return train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall)
     finally:
         if lock is not None:
@@ -287,6 +291,37 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
+
+
+def warm_start(cfg: Config, training: Training, state: VMCState, path: Path | None, reporter) -> VMCState:
+    """``state`` with the parameters of the newest checkpoint of the run ``train.init_from``
+    (their tree, shapes and dtypes checked against this model), a fresh optimiser state and fresh
+    chains thermalised with DISCARD_SWEEPS sweeps; init_from.json records the source."""
+    source = Path(cfg.train.init_from)
+    data, record = None, None
+    if dist.is_lead():
+        if not (source / ".nqs-run").exists() and not (source / "resolved.json").exists():
+            raise RunDirError(f"train.init_from: {source}: not an nqs run directory")
+        checkpoints = ck.list_checkpoints(source)
+        if not checkpoints:
+            raise RunDirError(f"train.init_from: {source}: no checkpoint to start from")
+        data = checkpoints[0].read_bytes()
+        kind = read_json_object(source / "resolved.json", {}).get("model", {}).get("kind")
+        if kind is not None and kind != cfg.model.kind:
+            raise RunDirError(f"train.init_from: {source}: its model is {kind}, this config's is {cfg.model.kind}; a warm start needs the same model")
+        record = {"run": str(source.resolve()), "checkpoint": checkpoints[0].name, "step": ck.checkpoint_step(checkpoints[0])}
+    data = dist.broadcast_bytes(data)
+    try:
+        params = ck.params_from_checkpoint(data, state.params, f"train.init_from: {source}/checkpoints")
+    except RunDirError as exc:
+        raise RunDirError(f"{exc}; a warm start needs the same model with the same shapes") from None
+    k_chains, k_sweeps = jax.random.split(jax.random.fold_in(root_keys(cfg.seed)[1], 1))
+    chains = training.fresh_chains(params, k_chains)
+    chains, _, _ = jax.jit(training.sampler(1, DISCARD_SWEEPS))(params, chains, k_sweeps)
+    if path is not None:
+        atomic_write_json(path / "init_from.json", record)
+        reporter.warn(f"warm start from {source} ({record['checkpoint']}): its parameters, fresh optimiser state and chains")
+    return init_state(params, chains, training.tx)
 
 
 def valid_configurations(problem):
