@@ -454,11 +454,12 @@ def report(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write energy/variance/acceptance traces to a PNG."),
     discard: int = typer.Option(0, "--discard", min=0, help="Estimate from the iterations after the first N (instead of result.json's final estimate)."),
     window: Optional[int] = typer.Option(None, "--window", min=1, help="Estimate from the mean of the last N iterations (after --discard)."),
+    x: Optional[str] = typer.Option(None, "--x", help="A scan's config key (e.g. hamiltonian.U): rows sorted by it, and the plot shows the final energy and each scalar observable against it (default: the one key in which the runs differ)."),
 ):
-    """Compare runs: a table of final energies, errors, exact references, evaluations and timings."""
+    """Compare runs: a table of final energies, errors, exact references, evaluations, observables and timings."""
     from nqs_cli.app.render import runs_table
     from nqs_cli.run.files import RunDirError
-    from nqs_cli.run.report import collect_run, plot_runs, strict_json
+    from nqs_cli.run.report import collect_run, plot_runs, scan_key, scan_value, sort_key, strict_json
 
     rows, unreadable = [], []
     for path in runs:
@@ -469,6 +470,15 @@ def report(
             rows.append(unreadable_row(path, str(exc)))
     if len(unreadable) == len(runs):
         fail(unreadable[0] if len(runs) == 1 else f"none of the {len(runs)} run directories is readable: {unreadable[0]}")
+    try:
+        key = scan_key([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], x)
+    except RunDirError as exc:
+        fail(str(exc))
+    if key is not None:
+        for path, row in zip(runs, rows):
+            row["scan"] = {key: scan_value(path, key)}
+        order = sorted(range(len(rows)), key=lambda i: sort_key(rows[i]["scan"][key]))
+        runs, rows = [runs[i] for i in order], [rows[i] for i in order]
     if as_json:
         sys.stdout.write(json.dumps(strict_json(rows), indent=2) + "\n")
         sys.stdout.flush()
@@ -480,7 +490,7 @@ def report(
         except ImportError:
             fail("--plot needs matplotlib: pip install matplotlib (or, from a checkout of nqs, pip install '.[plot]')")
         try:
-            plot_runs([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], plot, discard)
+            plot_runs([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], plot, discard, key)
         except (OSError, ValueError) as exc:
             fail(f"--plot {plot}: cannot write it ({exc})")
         err.print(f"wrote {plot}")

@@ -6,6 +6,7 @@ tables go to stdout. Nothing here touches JAX.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -39,11 +40,13 @@ def runs_table(rows: list[dict]) -> Table:
     table = Table(title_justify="left")
     evaluated = any(r.get("evaluation_energy") is not None for r in rows)
     scalars = list(dict.fromkeys(k for r in rows for k in (r.get("observables") or {}).get("scalars", {})))
-    columns = ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else []) + scalars
+    scan = next((list(r["scan"])[0] for r in rows if r.get("scan")), None)
+    columns = ([scan] if scan else []) + ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else []) + scalars
     for col in columns + ["R̂", "acc", "s/it", "status", "flags"]:
         table.add_column(col, overflow="fold")
     for r in rows:
-        cells = [
+        cells = [json.dumps((r.get("scan") or {}).get(scan))] if scan else []
+        cells += [
             Path(r["run"]).name,
             r["system"],
             r["model"],
