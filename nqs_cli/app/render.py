@@ -152,6 +152,10 @@ class TrainReporter:
             self.err.print(f"resuming {path} from step {step} (target {n_iter})", highlight=False)
 
     @guarded
+    def warm_started(self, source, checkpoint: str) -> None:
+        self.err.print(f"warm start from {source} ({checkpoint}): its parameters, a fresh optimiser state and fresh chains", highlight=False)
+
+    @guarded
     def start(self, cfg, problem, path, n_params: int, exact) -> None:
         self.n_iter = cfg.train.n_iter
         self.every = max(1, self.n_iter // 20)

@@ -320,7 +320,7 @@ def warm_start(cfg: Config, training: Training, state: VMCState, path: Path | No
     chains, _, _ = jax.jit(training.sampler(1, DISCARD_SWEEPS))(params, chains, k_sweeps)
     if path is not None:
         atomic_write_json(path / "init_from.json", record)
-        reporter.warn(f"warm start from {source} ({record['checkpoint']}): its parameters, fresh optimiser state and chains")
+        reporter.warm_started(source, record["checkpoint"])
     return init_state(params, chains, training.tx)
 
 

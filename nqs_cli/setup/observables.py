@@ -7,7 +7,7 @@ import numpy as np
 from nqs_cli.config import Config
 from nqs_cli.setup.lattice import automatic_sign_rule, build_lattice
 from nqs_cli.setup.problem import Problem
-from nqs_cli.systems.lattice.observables import OFF_DIAGONAL, LatticeObservables
+from nqs_cli.systems.lattice.observables import LatticeObservables
 
 RATIO_BUDGET = 1 << 24  # ψ evaluations of the off-diagonal observables, all samples together
 
@@ -25,11 +25,9 @@ def build_observables(cfg: Config, problem: Problem) -> LatticeObservables | tup
     return LatticeObservables(lattice, problem.space, tuple(obs.names), obs.max_distance, obs.edge_sites, rotated)
 
 
-def offdiagonal_per_chain(cfg: Config, observables: LatticeObservables, n_chains: int, n_per_chain: int) -> int:
-    """Samples per chain for the off-diagonal observables: ``observables.offdiagonal_samples``, or
-    as many as keep the ψ evaluations within RATIO_BUDGET."""
-    off = LatticeObservables(observables.lattice, observables.space, tuple(n for n in observables.names if n in OFF_DIAGONAL),
-                             observables.max_distance, observables.edge_sites, observables.rotated)
+def offdiagonal_per_chain(cfg: Config, off: LatticeObservables, n_chains: int, n_per_chain: int) -> int:
+    """Samples per chain for the off-diagonal observables ``off``: ``observables.offdiagonal_samples``,
+    or as many as keep their ψ evaluations within RATIO_BUDGET."""
     limit = cfg.observables.offdiagonal_samples
     if limit is None:
         limit = RATIO_BUDGET // max(off.n_ratios, 1)
