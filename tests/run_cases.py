@@ -6,8 +6,9 @@ import json
 from nqs_cli.config import to_toml
 
 
-def tiny_run_config(name: str, seed: int, U: float = 3.0, n_iter: int = 30, checkpoint_every: int = 5) -> str:
-    """A 4-site Bose-Hubbard chain that trains in seconds (4 chains, 64 samples)."""
+def tiny_run_config(name: str, seed: int, U: float = 3.0, n_iter: int = 30, checkpoint_every: int = 5, observables: list[str] | None = None) -> str:
+    """A 4-site Bose-Hubbard chain that trains in seconds (4 chains, 64 samples); no observables
+    unless ``observables`` names them (their measurement compiles more)."""
     return to_toml({
         "name": name,
         "seed": seed,
@@ -16,6 +17,7 @@ def tiny_run_config(name: str, seed: int, U: float = 3.0, n_iter: int = 30, chec
         "hamiltonian": {"kind": "bose-hubbard", "U": U},
         "sampler": {"n_chains": 4, "n_samples": 64},
         "train": {"n_iter": n_iter, "checkpoint_every": checkpoint_every},
+        "observables": {"names": observables or []},
     })
 
 

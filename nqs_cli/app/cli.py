@@ -255,6 +255,7 @@ def train(
     num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-process run: number of processes (distributed.num_processes)."),
     force_size: bool = ForceSizeOption,
     process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-process run: this process's rank, 0 writes the run directory (distributed.process_id)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Warm start from the newest checkpoint's parameters of this run directory (sets train.init_from; same model and shapes)."),
 ):
     """Train a variational state; write the run directory; print the final energy."""
     from nqs_cli.app.render import TrainReporter
@@ -265,6 +266,8 @@ def train(
 
     flags = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     overrides = list(set_ or []) + [f"distributed.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    if init_from is not None:
+        overrides.append(f"train.init_from={json.dumps(str(init_from))}")
     cfg = load_config(config, overrides)
     max_time_s = parse_duration(max_time) if max_time else None
     check_size(cfg, force_size)
@@ -280,7 +283,7 @@ def train(
         reporter = TrainReporter(silent, silent, quiet=True)
     given = config.read_text()
     config_files = {
-        "config.toml": config_mod.effective_toml(config, list(set_ or []), n_iter, cfg.name),
+        "config.toml": config_mod.effective_toml(config, list(set_ or []) + ([f"train.init_from={json.dumps(str(init_from))}"] if init_from else []), n_iter, cfg.name),
         "config.given.toml": given,
     }
     try:
@@ -308,7 +311,7 @@ def train(
         return
     if not distributed.is_lead():
         raise typer.Exit(EXIT_MAX_TIME if outcome.result.get("reason") == "max-time" else 130)
-    options = {"--n-iter": n_iter, "--max-time": max_time, "--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
+    options = {"--n-iter": n_iter, "--init-from": init_from, "--max-time": max_time, "--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
     command = ["nqs", "train", str(config)] + [a for s_ in set_ or [] for a in ("--set", s_)] + ["--out", str(outcome.run_dir)]
     command += [a for k, v in options.items() if v is not None for a in (k, str(v))] + (["--quiet"] if quiet else [])
     resume = "Resume with: " + shlex.join(command)
@@ -442,6 +445,11 @@ def evaluate(
         if res.get(key) is not None:
             table.add_row(key, f"{res[key]:.4g}")
     table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains)")
+    observables = res.get("observables") or {}
+    for name, v in observables.get("scalars", {}).items():
+        table.add_row(name, fmt_energy(v["value"], v["error"]))
+    if observables:
+        table.add_row("observables", ", ".join(k for k in observables if isinstance(observables[k], dict) and k != "scalars") + " (observables.json)")
     out.print(table)
     if written is not None:
         fail(written, code=EXIT_IO)
@@ -454,11 +462,12 @@ def report(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write energy/variance/acceptance traces to a PNG."),
     discard: int = typer.Option(0, "--discard", min=0, help="Estimate from the iterations after the first N (instead of result.json's final estimate)."),
     window: Optional[int] = typer.Option(None, "--window", min=1, help="Estimate from the mean of the last N iterations (after --discard)."),
+    x: Optional[str] = typer.Option(None, "--x", help="A scan's config key (e.g. hamiltonian.U): rows sorted by it, and the plot shows the final energy and each scalar observable against it (default: the one key in which the runs differ)."),
 ):
-    """Compare runs: a table of final energies, errors, exact references, evaluations and timings."""
+    """Compare runs: a table of final energies, errors, exact references, evaluations, observables and timings."""
     from nqs_cli.app.render import runs_table
     from nqs_cli.run.files import RunDirError
-    from nqs_cli.run.report import collect_run, plot_runs, strict_json
+    from nqs_cli.run.report import collect_run, plot_runs, scan_key, scan_value, sort_key, strict_json
 
     rows, unreadable = [], []
     for path in runs:
@@ -469,6 +478,15 @@ def report(
             rows.append(unreadable_row(path, str(exc)))
     if len(unreadable) == len(runs):
         fail(unreadable[0] if len(runs) == 1 else f"none of the {len(runs)} run directories is readable: {unreadable[0]}")
+    try:
+        key = scan_key([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], x)
+    except RunDirError as exc:
+        fail(str(exc))
+    if key is not None:
+        for path, row in zip(runs, rows):
+            row["scan"] = {key: scan_value(path, key)}
+        order = sorted(range(len(rows)), key=lambda i: sort_key(rows[i]["scan"][key]))
+        runs, rows = [runs[i] for i in order], [rows[i] for i in order]
     if as_json:
         sys.stdout.write(json.dumps(strict_json(rows), indent=2) + "\n")
         sys.stdout.flush()
@@ -480,7 +498,7 @@ def report(
         except ImportError:
             fail("--plot needs matplotlib: pip install matplotlib (or, from a checkout of nqs, pip install '.[plot]')")
         try:
-            plot_runs([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], plot, discard)
+            plot_runs([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], plot, discard, key)
         except (OSError, ValueError) as exc:
             fail(f"--plot {plot}: cannot write it ({exc})")
         err.print(f"wrote {plot}")

@@ -6,6 +6,7 @@ tables go to stdout. Nothing here touches JAX.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -38,11 +39,14 @@ def runs_table(rows: list[dict]) -> Table:
     its own column, and flags (failed runs, R̂ > 1.1) in red."""
     table = Table(title_justify="left")
     evaluated = any(r.get("evaluation_energy") is not None for r in rows)
-    columns = ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else [])
+    scalars = list(dict.fromkeys(k for r in rows for k in (r.get("observables") or {}).get("scalars", {})))
+    scan = next((list(r["scan"])[0] for r in rows if r.get("scan")), None)
+    columns = ([scan] if scan else []) + ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else []) + scalars
     for col in columns + ["R̂", "acc", "s/it", "status", "flags"]:
         table.add_column(col, overflow="fold")
     for r in rows:
-        cells = [
+        cells = [json.dumps((r.get("scan") or {}).get(scan))] if scan else []
+        cells += [
             Path(r["run"]).name,
             r["system"],
             r["model"],
@@ -54,6 +58,9 @@ def runs_table(rows: list[dict]) -> Table:
         if evaluated:
             e = r.get("evaluation_energy")
             cells.append("—" if e is None else f"{fmt_energy(e, r.get('evaluation_energy_error'))} (step {r.get('evaluation_step')})")
+        for name in scalars:
+            v = (r.get("observables") or {}).get("scalars", {}).get(name)
+            cells.append("—" if v is None or v.get("value") is None else fmt_energy(v["value"], v.get("error")))
         cells += [
             "—" if r["r_hat"] is None else f"{r['r_hat']:.3g}",
             "—" if r["acceptance"] is None else f"{r['acceptance']:.2f}",
@@ -143,6 +150,10 @@ class TrainReporter:
             )
         else:
             self.err.print(f"resuming {path} from step {step} (target {n_iter})", highlight=False)
+
+    @guarded
+    def warm_started(self, source, checkpoint: str) -> None:
+        self.err.print(f"warm start from {source} ({checkpoint}): its parameters, a fresh optimiser state and fresh chains", highlight=False)
 
     @guarded
     def start(self, cfg, problem, path, n_params: int, exact) -> None:

@@ -109,6 +109,7 @@ _TYPE_WORDS = {
     "tuple[float, ...]": "a list of numbers",
     "tuple[bool, ...]": "a list of true/false",
     "tuple[tuple[int, ...], ...]": "a list of integer lists",
+    "tuple[str, ...]": "a list of strings",
 }
 
 
@@ -124,7 +125,7 @@ def _coerce_one(value: Any, tp: str):
         return isinstance(value, str), value
     if tp.startswith("tuple["):
         inner = tp[len("tuple["):-len(", ...]")]
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list) or (not value and inner != "str"):  # a list of names may be empty
             return False, None
         items = [_coerce_one(v, inner) for v in value]
         return all(ok for ok, _ in items), tuple(v for _, v in items)
@@ -238,7 +239,7 @@ def from_dict(raw: dict, source: str = "<config>", default_name: str = "run", ov
             p.fail(k, f"expected a table [{k}], got {shape}")
     top = _top_keys(p, raw)
     sections = _system_sections(p, raw)
-    for name in ("model", "sampler", "optimizer", "train", "distributed"):
+    for name in ("model", "sampler", "optimizer", "train", "distributed", "observables"):
         sections[name] = p.section(name, SECTIONS[name], raw.get(name, {}), kind_hint=raw.get(name, {}).get("kind"))
 
     cfg = Config(

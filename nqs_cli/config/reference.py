@@ -44,7 +44,7 @@ E_loc(x) = Σ_x′ H_xx′ ψ(x′)/ψ(x) over samples of |ψ|².
 """
 
 _TYPES = {"int": "integer", "float": "number", "bool": "true/false", "str": "string",
-          "tuple[int, ...]": "list of integers", "tuple[float, ...]": "list of numbers",
+          "tuple[int, ...]": "list of integers", "tuple[float, ...]": "list of numbers", "tuple[str, ...]": "list of strings",
           "tuple[bool, ...]": "list of true/false", "tuple[tuple[int, ...], ...]": "list of integer lists"}
 
 

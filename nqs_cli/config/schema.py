@@ -222,7 +222,48 @@ class TrainConfig:
     spike_retries: int = opt(3, non_negative, doc="A spike redoes the update before it with half the step, up to this many times (0: off).")
     dead_steps: int = opt(5, at_least(1), doc="Consecutive iterations with Tr S ≈ 0 (ψ no longer depends on its parameters) that fail the run.")
     param_average: int | None = opt(None, non_negative, doc="The final parameters are an average of the iterates θ_t: θ̄_t = θ̄_{t−1} + (θ_t − θ̄_{t−1})/min(t, τ) (uniform over the first τ iterations, then exponential with time constant τ); the final estimate, `nqs evaluate` and the checkpoints' `average` use θ̄. Averaging removes the step-to-step noise of the stochastic updates (0: the last iterate).", auto="half the estimate window: max(1, min(final_window, n_iter // 5) // 2)")
+    init_from: str | None = opt(None, lambda v: None if v.strip() else "a run directory", doc="Warm start: a run directory whose newest checkpoint's parameters start this run (the model and its parameter shapes must agree; the optimiser state and the chains start fresh). `--init-from` sets it; a resumed run continues from its own checkpoint instead.")
     final_samples: int | None = opt(None, non_negative, doc="Most samples of the final fresh-chain evaluation, in passes of 8 × n_samples until its error bar is no larger than the trajectory estimate's (0: none).", auto="2 × the averaging window × n_samples")
+
+
+# [observables]: the names each system kind measures (systems/lattice/observables.py and
+# systems/continuum/observables.py implement them; a test checks the lists agree).
+FOCK_OBSERVABLES = ("density", "number_fluctuation", "density_correlation", "one_body_density_matrix", "momentum_distribution", "condensate_fraction")
+SPIN_OBSERVABLES = ("sz_correlation", "spin_correlation", "structure_factor", "staggered_magnetization", "string_order")
+PARTICLE_OBSERVABLES = ("density", "pair_correlation", "structure_factor", "energy_split")
+OBSERVABLE_NAMES = tuple(dict.fromkeys(FOCK_OBSERVABLES + SPIN_OBSERVABLES + PARTICLE_OBSERVABLES))
+
+
+def observable_names(v):
+    bad = [n for n in v if n not in OBSERVABLE_NAMES]
+    return None if not bad else "observable names among " + ", ".join(f'"{n}"' for n in OBSERVABLE_NAMES)
+
+
+@dataclass(frozen=True)
+class ObservablesConfig:
+    names: tuple[str, ...] | None = opt(
+        None, observable_names,
+        doc="Observables measured with the final parameters on fresh chains (the samples of the final estimate, "
+            "or of `nqs evaluate`), each with its Monte Carlo error bar, into observables.json (`[]`: none). "
+            "Bosons on a lattice: `density` ⟨n_i⟩; `number_fluctuation` ⟨n_i²⟩ − ⟨n_i⟩² (per site and the site mean); "
+            "`density_correlation` ⟨n_i n_j⟩ against the distance r; `one_body_density_matrix` ⟨b†_i b_j⟩; "
+            "`momentum_distribution` n(k) = (1/N_s) Σ_ij e^{ik·(r_i − r_j)} ⟨b†_i b_j⟩; `condensate_fraction` the largest "
+            "eigenvalue of ⟨b†_i b_j⟩ over Σ_i ⟨n_i⟩. Spins: `sz_correlation` ⟨S^z_i S^z_j⟩ and `spin_correlation` "
+            "⟨S_i·S_j⟩ against r; `structure_factor` S(q) = (1/N_s) Σ_ij e^{iq·(r_i − r_j)} ⟨S^z_i S^z_j⟩; "
+            "`staggered_magnetization` ⟨m_s²⟩, m_s = (1/N_s) Σ_i (−1)^i S^z_i; `string_order` "
+            "⟨S^z_i exp(iπ Σ_{i<k<j} S^z_k) S^z_j⟩ against r (integer spin, chains). Particles: `density` (a trap), "
+            "`pair_correlation` g(r) (a box), `structure_factor` S(k) = ⟨|Σ_j e^{ik·x_j}|²⟩/N, `energy_split` "
+            "(kinetic and potential energy). Off-diagonal ones (`one_body_density_matrix`, `momentum_distribution`, "
+            "`condensate_fraction`, `spin_correlation`) evaluate ψ at N_s(N_s − 1) (or 2 per pair) configurations per sample.",
+        auto="bosons on a lattice: all six (the density matrix ones up to 64 sites); spins: sz_correlation, structure_factor, "
+             "staggered_magnetization and, for integer spin on a chain, string_order; particles: density (trap) or pair_correlation (box), "
+             "structure_factor, energy_split")
+    max_distance: int | None = opt(None, non_negative, doc="Largest distance r (lattice steps along an axis) of the correlations against r.",
+                                   auto="L/2 on a periodic lattice, L − 1 − 2·edge_sites on an open one")
+    edge_sites: int | None = opt(None, non_negative, doc="Open lattices: correlations against r average over the pairs whose sites are both at least this many sites from the ends (the bulk).",
+                                 auto="0 on a periodic lattice, L/4 on an open one")
+    offdiagonal_samples: int | None = opt(None, at_least(1), doc="Most samples (the first ones of every chain) on which the off-diagonal observables are measured; each costs ψ at the connected configurations.",
+                                          auto="all, up to 2^24 ψ evaluations in all")
 
 
 def host_port(v):
@@ -256,6 +297,7 @@ class Config:
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
     distributed: DistributedConfig = DistributedConfig()
+    observables: ObservablesConfig = ObservablesConfig()
     source: str = field(default="<config>", compare=False)
     explicit: frozenset = field(default=frozenset(), compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -306,6 +348,7 @@ SECTIONS = {
     "optimizer": OptimizerConfig,
     "train": TrainConfig,
     "distributed": DistributedConfig,
+    "observables": ObservablesConfig,
 }
 SUBSECTIONS = {("hamiltonian", "pair"): PairConfig, ("hamiltonian", "trap"): TrapConfig, ("optimizer", "sr"): SRConfig}
 TOP_KEYS = {"name": str, "seed": int, "dtype": str}

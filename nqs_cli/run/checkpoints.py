@@ -54,6 +54,11 @@ def _prune(folder: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step in a checkpoint's file name (step_XXXXXXXX.msgpack)."""
+    return int(path.stem.split("_")[1])
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("step_*.msgpack"), reverse=True)
 
@@ -146,3 +151,50 @@ def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lam
             continue
         return state, path, data
     return None, None, None
+
+
+def params_from_checkpoint(data: bytes, template_params, name: str):
+    """The reported parameters (the running average when the run kept one, see
+    ``vmc.step.final_params``) in checkpoint bytes ``data`` (read from ``name``) as a tree like
+    ``template_params``, for a warm start: only the parameters are read (another sampler or
+    optimiser is fine); RunDirError names the first leaf whose tree, shape or dtype differs."""
+    try:
+        payload = serialization.msgpack_restore(data)
+        state = payload["state"]
+        if payload.get("format") == CHECKPOINT_FORMAT:
+            if hashlib.sha256(state).hexdigest() != payload.get("sha256"):
+                raise RunDirError(f"{name}: corrupt checkpoint (checksum mismatch)")
+            state = serialization.msgpack_restore(state)
+        average = state.get("average")
+        raw = average if isinstance(average, dict) and average else state["params"]  # the run's reported (averaged) parameters
+    except RunDirError:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise RunDirError(f"{name}: corrupt checkpoint ({exc.__class__.__name__})") from None
+    want = serialization.to_state_dict(template_params)
+    flat_want = dict(_flat_items(want))
+    flat_got = dict(_flat_items(raw)) if isinstance(raw, dict) else {}
+    for key in sorted(set(flat_want) | set(flat_got)):
+        if key not in flat_got:
+            problem = f"{key}: missing (its parameter tree is another model's)"
+        elif key not in flat_want:
+            problem = f"{key}: not a parameter of this model"
+        else:
+            got, exp = np.asarray(flat_got[key]), np.asarray(flat_want[key])
+            if got.shape == exp.shape and got.dtype == exp.dtype and (not np.issubdtype(got.dtype, np.inexact) or np.all(np.isfinite(got))):
+                continue
+            if got.shape == exp.shape and got.dtype == exp.dtype:
+                problem = f"{key}: non-finite values"
+            else:
+                problem = f"{key}: {got.dtype}{list(got.shape)} where this model has {exp.dtype}{list(exp.shape)}"
+        raise RunDirError(f"{name}: {problem}")
+    return jax.device_put(serialization.from_state_dict(template_params, raw))
+
+
+def _flat_items(tree, prefix: str = ""):
+    for k, v in tree.items():
+        key = f"{prefix}/{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            yield from _flat_items(v, key)
+        else:
+            yield key, v

@@ -12,6 +12,7 @@ from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, relative_error
 from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_json, read_json, read_json_object
+from nqs_cli.run.measure import measure
 from nqs_cli.setup import build_problem, build_training
 from nqs_cli.vmc.step import final_params
 
@@ -49,7 +50,10 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     else:
         target, max_samples, n_per_pass = None, n_samples, n_samples
     seed = cfg.seed + 1_000_003 if seed is None else seed
-    stats = sample_energy(training, final_params(state), jax.random.key(seed), n_per_pass, max_samples, target, start=state.chains)
+    kept: dict = {}
+    params = final_params(state)
+    stats = sample_energy(training, params, jax.random.key(seed), n_per_pass, max_samples, target, start=state.chains, keep=kept)
+    observables = measure(cfg, training, params, kept["samples"], kept["e_loc"]) if cfg.observables.names else None
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     out = {
@@ -63,8 +67,15 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
         "step": int(state.step),
         "seed": seed,
     }
+    if observables is not None:
+        out["observables"] = {"source": "nqs evaluate", "step": int(state.step), **observables}
     return out
 
 
 def write_evaluation(path: Path, out: dict) -> None:
+    """evaluation.json (the energy) and observables.json (the observables, when measured)."""
+    out = dict(out)
+    observables = out.pop("observables", None)
+    if observables is not None:
+        atomic_write_json(path / "observables.json", observables)
     atomic_write_json(path / "evaluation.json", out)

@@ -37,14 +37,16 @@ def v_score(energy: float, variance: float, n_units: int, e_inf: float) -> float
     return None if gap == 0 else float(n_units * variance / gap**2)
 
 
-def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None) -> dict:
+def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None, keep=None) -> dict:
     """Statistics of E_loc under |ψ|² for ``params``: new chains with their own keys,
     DISCARD_SWEEPS sweeps of thermalisation, then passes of ``n_per_pass`` samples until the
     error is ≤ ``target_error`` (one pass when None) or ``max_samples`` are drawn.
 
     The chains start from the configurations of ``start`` (the training's chains, already in
     the typical set of ψ) when given, else from random configurations, which in a strong trap
-    or a dilute box may take far longer than DISCARD_SWEEPS sweeps to reach it."""
+    or a dilute box may take far longer than DISCARD_SWEEPS sweeps to reach it. ``keep``, a
+    dict, receives the samples (n_chains, n_per_chain, n_dof) and their local energies
+    (n_chains, n_per_chain) for the observables."""
     n_chains = training.n_chains
     per_chain = max(1, -(-n_per_pass // n_chains))
     k_chains, k_first, k_more = jax.random.split(key, 3)
@@ -52,17 +54,21 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
     first = jax.jit(training.sampler(per_chain, DISCARD_SWEEPS))
     more = jax.jit(training.sampler(per_chain, 0))
     energies = jax.jit(training.local_energies)
-    blocks, accepted, passes = [], [], 0
+    blocks, accepted, passes, kept = [], [], 0, []
     while True:
         sample = first if passes == 0 else more
         chains, samples, acceptance = sample(params, chains, jax.random.fold_in(k_more if passes else k_first, passes))
         e_loc = energies(params, samples.reshape((-1, samples.shape[-1])))
         blocks.append(np.asarray(e_loc.real).reshape(samples.shape[:2]))
+        if keep is not None:
+            kept.append(np.asarray(samples))
         accepted.append(float(acceptance))
         passes += 1
         st = statistics(jnp.asarray(np.concatenate(blocks, axis=1))).to_dict()
         drawn = passes * per_chain * n_chains
         if target_error is None or st["energy_error"] <= target_error or drawn + per_chain * n_chains > max_samples:
             break
+    if keep is not None:
+        keep.update(samples=np.concatenate(kept, axis=1), e_loc=np.concatenate(blocks, axis=1))
     return {**st, "acceptance": float(np.mean(accepted)), "n_samples": drawn, "n_chains": n_chains, "discard_sweeps": DISCARD_SWEEPS,
             "chains_from": "random configurations" if start is None else "the training chains"}

@@ -24,13 +24,13 @@ from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
-from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
+from nqs_cli.run.measure import measure
 from nqs_cli.setup import Training, build_problem, build_training
-from nqs_cli.systems.continuum.observables import observables
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
-from nqs_cli.vmc.step import VMCState, final_params, root_keys
+from nqs_cli.vmc.step import VMCState, final_params, init_state, root_keys
 
 FAILED = ("diverged", "failed")
 METRIC_KEYS = ("energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance")
@@ -182,6 +182,8 @@ def write_run_files(path: Path, config_files: dict[str, str], resolved: dict, ar
     atomic_write_json(path / "resolved.json", resolved)
     meta = rd.meta(argv, seed)
     meta.update(n_params=n_params, config_hash=chash, n_processes=dist.process_count())
+    if (path / "init_from.json").exists():  # written once, at the warm start; a resume keeps it
+        meta["init_from"] = read_json_object(path / "init_from.json", {})
     atomic_write_json(path / "meta.json", meta)
 
 
@@ -240,6 +242,8 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     path, state, lock = join_run(cfg, out, force, state, chash, reporter, valid_configurations(problem))
     try:
+        if cfg.train.init_from is not None and int(state.step) == 0:  # a resumed run continues its own checkpoint
+            state = warm_start(cfg, training, state, path, reporter)
         return train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall)
     finally:
         if lock is not None:
@@ -282,13 +286,42 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
     final = None
     if status == "completed":
-        if cfg.is_continuous:
-            write_observables(path, training, state, cfg)
         final = final_evaluation(path, training, state, cfg)
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
+
+
+def warm_start(cfg: Config, training: Training, state: VMCState, path: Path | None, reporter) -> VMCState:
+    """``state`` with the parameters of the newest checkpoint of the run ``train.init_from``
+    (their tree, shapes and dtypes checked against this model), a fresh optimiser state and fresh
+    chains thermalised with DISCARD_SWEEPS sweeps; init_from.json records the source."""
+    source = Path(cfg.train.init_from)
+    data, record = None, None
+    if dist.is_lead():
+        if not (source / ".nqs-run").exists() and not (source / "resolved.json").exists():
+            raise RunDirError(f"train.init_from: {source}: not an nqs run directory")
+        checkpoints = ck.list_checkpoints(source)
+        if not checkpoints:
+            raise RunDirError(f"train.init_from: {source}: no checkpoint to start from")
+        data = checkpoints[0].read_bytes()
+        kind = read_json_object(source / "resolved.json", {}).get("model", {}).get("kind")
+        if kind is not None and kind != cfg.model.kind:
+            raise RunDirError(f"train.init_from: {source}: its model is {kind}, this config's is {cfg.model.kind}; a warm start needs the same model")
+        record = {"run": str(source.resolve()), "checkpoint": checkpoints[0].name, "step": ck.checkpoint_step(checkpoints[0])}
+    data = dist.broadcast_bytes(data)
+    try:
+        params = ck.params_from_checkpoint(data, state.params, f"train.init_from: {source}/checkpoints")
+    except RunDirError as exc:
+        raise RunDirError(f"{exc}; a warm start needs the same model with the same shapes") from None
+    k_chains, k_sweeps = jax.random.split(jax.random.fold_in(root_keys(cfg.seed)[1], 1))
+    chains = training.fresh_chains(params, k_chains)
+    chains, _, _ = jax.jit(training.sampler(1, DISCARD_SWEEPS))(params, chains, k_sweeps)
+    if path is not None:
+        atomic_write_json(path / "init_from.json", record)
+        reporter.warm_started(source, record["checkpoint"])
+    return init_state(params, chains, training.tx, training.memory, training.average > 0)
 
 
 def valid_configurations(problem):
@@ -320,15 +353,12 @@ def what_is_kept(path: Path) -> str:
     return f"{where}; metrics.jsonl holds {rows} iterations"
 
 
-def write_observables(path: Path | None, training: Training, state: VMCState, cfg: Config) -> None:
-    """Density profile (trap) or g(r) (box) from one more sampling pass of the final state."""
-    s = cfg.sampler
-    sample = jax.jit(training.sampler(4 * s.n_samples // s.n_chains, s.n_discard_per_chain))
-    _, samples, _ = sample(final_params(state), state.chains, jax.random.key(cfg.seed + 7))
-    # chain-major order keeps each chain's samples consecutive, as the blocking errors assume
-    flat = dist.to_host(samples).reshape(-1, samples.shape[-1])
-    if dist.is_lead():
-        atomic_write_json(path / "observables.json", observables(training.problem.space, flat))
+def write_observables(path: Path | None, cfg: Config, training: Training, params, kept: dict, step: int, source: str) -> None:
+    """observables.json from the samples in ``kept`` (see ``sample_energy``), process 0 only."""
+    if not dist.is_lead() or not cfg.observables.names:
+        return
+    data = measure(cfg, training, params, kept["samples"], kept["e_loc"])
+    atomic_write_json(path / "observables.json", {"source": source, "step": step, **data})
 
 
 def reference_energy(cfg: Config, problem) -> tuple[float | None, str | None]:
@@ -352,13 +382,19 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     s = cfg.sampler
     window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
     max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
+    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))  # every process evaluates the same samples, locally
+    chains = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.chains))
+    kept: dict = {}
+    key = jax.random.key(cfg.seed + 1_000_003)
     if max_samples == 0:
+        if cfg.observables.names:  # no final estimate: one pass of 4 × n_samples for the observables
+            sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept)
+            write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains")
         return None
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
-    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))  # every process evaluates the same samples, locally
     n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
-    chains = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.chains))
-    stats = sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n_per_pass, max_samples, target, start=chains)
+    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept)
+    write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains (the samples of the final estimate)")
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     which = f"the parameters averaged over ~{training.average} iterations" if training.average else "the last parameters"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 
@@ -68,3 +69,43 @@ def statistics(data: jax.Array) -> Stats:
     tau = jnp.mean(jax.vmap(integrated_time)(data))
     error = jnp.sqrt(variance * (1.0 + 2.0 * tau) / n_total)
     return Stats(mean=mean, error_of_mean=error, variance=variance, tau_corr=tau, r_hat=split_r_hat(data))
+
+
+def component_statistics(data) -> tuple[jax.Array, jax.Array]:
+    """(mean, autocorrelation-corrected error) of every component of per-sample values
+    ``data`` (n_chains, n_per_chain, *shape), each as ``statistics`` gives it; shapes ``shape``."""
+    data = jnp.asarray(data)
+    n_chains, n = data.shape[:2]
+    shape = data.shape[2:]
+    flat = jnp.moveaxis(data.reshape(n_chains, n, -1), -1, 0)
+    st = jax.vmap(statistics)(flat)
+    return st.mean.reshape(shape), st.error_of_mean.reshape(shape)
+
+
+JACKKNIFE_BLOCKS = 16
+
+
+def block_means(data, n_blocks: int = JACKKNIFE_BLOCKS):
+    """Means of (n_chains, n_per_chain, ...) over equal blocks: every chain cut into
+    ceil(n_blocks / n_chains) consecutive parts (the chains themselves when there are enough);
+    (n_chains × parts, ...). Samples past a whole number of parts are left out."""
+    data = jnp.asarray(data)
+    n_chains, n = data.shape[:2]
+    parts = max(1, min(n, -(-n_blocks // n_chains)))
+    size = n // parts
+    cut = data[:, : parts * size].reshape(n_chains * parts, size, *data.shape[2:])
+    return jnp.mean(cut, axis=1)
+
+
+def jackknife(blocks: dict, f) -> tuple:
+    """(f(means), jackknife error) of a non-linear function ``f(dict of means) -> array`` of the
+    means of per-sample values, from their equal-size ``blocks`` ({name: (B, ...)}):
+    error² = (B − 1)/B Σ_b (f_(b) − mean_b f_(b))², f_(b) evaluated without block b."""
+    b = next(iter(blocks.values())).shape[0]
+    total = {k: np.asarray(v).sum(axis=0) for k, v in blocks.items()}
+    value = np.asarray(f({k: v / b for k, v in total.items()}))
+    if b < 2:
+        return value, np.full(value.shape, np.nan)
+    leave_out = np.stack([np.asarray(f({k: (total[k] - np.asarray(v)[i]) / (b - 1) for k, v in blocks.items()})) for i in range(b)])
+    error = np.sqrt((b - 1) / b * np.sum((leave_out - leave_out.mean(axis=0)) ** 2, axis=0))
+    return value, error

@@ -156,3 +156,16 @@ def test_harmonic_trap_config_converges(tmp_path):
     res = json.loads((tmp_path / "run" / "result.json").read_text())
     assert abs(res["energy"] - 3.0) <= 1e-3
     assert res["variance"] < 1e-3
+
+
+def test_structure_factor_of_an_ideal_gas_is_one_and_n_at_k_zero():
+    from nqs_cli.systems.continuum.observables import structure_factor_values, wave_numbers
+
+    space = ParticleSpace(8, 2, (5.0, 5.0))
+    pos = np.random.default_rng(0).uniform(0, 5.0, (20000, 8, 2))
+    k = wave_numbers(space)
+    sk = structure_factor_values(pos, k)
+    # uncorrelated uniform particles: S(k) = 1 at every allowed k ≠ 0; per-sample values are
+    # exponential-like with variance ≈ 1, so the mean of 20000 is within 5/√20000 of 1
+    np.testing.assert_allclose(sk.mean(axis=0), 1.0, atol=5 / np.sqrt(20000))
+    assert structure_factor_values(pos[:3], np.array([0.0]))[:, 0] == pytest.approx([8.0] * 3)

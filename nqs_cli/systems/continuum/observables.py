@@ -115,3 +115,23 @@ def pair_correlation(pos: np.ndarray, extent, n_bins: int, n_blocks: int) -> dic
         "n_samples": n_samples,
         "normalisation": "minimum-image pair distances r < min(L)/2; ideal gas g(r) = 1",
     }
+
+
+N_WAVEVECTORS = 32
+
+
+def wave_numbers(space: ParticleSpace, pos: np.ndarray | None = None, n_k: int = N_WAVEVECTORS) -> np.ndarray:
+    """The |k| of S(k): in a box the allowed 2π m/L (m = 1..n_k, L the smallest side); in open
+    space m·π/R (m = 0..n_k − 1), R the largest |coordinate| among ``pos``."""
+    if space.periodic:
+        return 2 * np.pi * np.arange(1, n_k + 1) / min(space.extent)
+    spread = float(np.max(np.abs(pos))) if pos is not None and pos.size else 1.0
+    return np.pi * np.arange(n_k) / max(spread, 1e-12)
+
+
+def structure_factor_values(pos: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per-sample S(k) = |Σ_j e^{i k x_j^a}|²/N averaged over the axes a: pos (S, N, D),
+    k (K,) -> (S, K); its mean under |ψ|² is the static structure factor along the axes."""
+    phase = k[None, None, None, :] * pos[..., None]  # (S, N, D, K)
+    re, im = np.cos(phase).sum(axis=1), np.sin(phase).sum(axis=1)  # (S, D, K)
+    return ((re**2 + im**2) / pos.shape[1]).mean(axis=1)

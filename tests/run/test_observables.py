@@ -1,0 +1,110 @@
+"""Observables of a run: sampled estimates against the full sum, observables.json from
+training and `nqs evaluate`, the report's columns, and bad names in the config."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from lattice_cases import random_params, tiny_config
+from run_cases import tiny_run_config, trained_run
+from typer.testing import CliRunner
+
+from nqs_cli.app.cli import app
+from nqs_cli.run.evaluation import sample_energy
+from nqs_cli.run.measure import measure
+from nqs_cli.setup import build_problem, build_training
+from nqs_cli.setup.observables import build_observables
+
+
+def full_sum(obs, problem, params):
+    states = jnp.asarray(problem.space.all_states())
+    log_psi = jax.vmap(problem.log_psi, (None, 0))(params, states).real
+    p = np.exp(2 * (np.asarray(log_psi) - np.max(log_psi)))
+    p /= p.sum()
+    values = jax.vmap(lambda x: obs.values(lambda y: problem.log_psi(params, y), x))(states)
+    means = {k: np.tensordot(p, np.asarray(v), axes=1) for k, v in values.items()}
+    return {**means, **obs.derived(means)}
+
+
+FOCK = ["density", "number_fluctuation", "density_correlation", "one_body_density_matrix", "momentum_distribution", "condensate_fraction"]
+
+
+@pytest.mark.parametrize("kind, names, keys", [
+    ("bose-hubbard", ["density", "number_fluctuation", "density_correlation", "one_body_density_matrix", "momentum_distribution", "condensate_fraction"],
+     {"density": "n", "number_fluctuation": "number_fluctuation_sites", "density_correlation": "nn", "one_body_density_matrix": "rho",
+      "momentum_distribution": "nk", "condensate_fraction": "condensate_fraction"}),
+    pytest.param("heisenberg", ["sz_correlation", "spin_correlation", "structure_factor", "staggered_magnetization", "string_order"],
+                 {"sz_correlation": "zz", "spin_correlation": "ss", "structure_factor": "sq", "staggered_magnetization": "ms2", "string_order": "string"},
+                 marks=pytest.mark.slow),
+])
+def test_sampled_observables_agree_with_the_full_sum_within_their_error_bars(kind, names, keys):
+    cfg = tiny_config(kind, sampler__n_chains=8, sampler__n_samples=256, observables__names=names)
+    training = build_training(cfg, build_problem(cfg))
+    params = random_params(training.problem, scale=0.2)
+    kept = {}
+    sample_energy(training, params, jax.random.key(5), 4096, 4096, keep=kept)
+    assert kept["samples"].shape == (8, 512, 4) and kept["e_loc"].shape == (8, 512)
+    got = measure(cfg, training, params, kept["samples"], kept["e_loc"])
+    exact = full_sum(build_observables(cfg, training.problem), training.problem, params)
+    assert got["n_samples"] == 4096 and set(names) <= set(got)
+    for name in names:
+        entry = got[name]
+        value = np.asarray(entry.get("values", entry.get("value")))
+        error = np.asarray(entry.get("errors", entry.get("error")))
+        want = np.asarray(exact[keys[name]])
+        constant = error < 1e-12  # e.g. S_i·S_i = s(s+1), Σ n_i = N: no fluctuation at all
+        np.testing.assert_allclose(value[constant], want[constant], atol=1e-9)
+        assert np.all(np.abs(value - want)[~constant] < 4.5 * error[~constant]), name
+    assert set(got["scalars"]) == {n for n in names if n in ("number_fluctuation", "condensate_fraction", "staggered_magnetization", "string_order")}
+
+
+def test_training_and_evaluate_write_observables_and_report_shows_them(tmp_path):
+    _, run = trained_run(tmp_path, tiny_run_config("obs", seed=2, n_iter=10, observables=FOCK))
+    first = json.loads((run / "observables.json").read_text())
+    assert first["step"] == 10 and first["source"].startswith("final parameters")
+    assert first["density"]["values"] == pytest.approx([1.0] * 4, abs=0.2)
+    assert set(first["scalars"]) == {"number_fluctuation", "condensate_fraction"}
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--n-samples", "2048"])
+    assert result.exit_code == 0, result.output
+    assert "condensate_fraction" in result.output
+    obs = json.loads((run / "observables.json").read_text())
+    assert obs["source"] == "nqs evaluate" and obs["n_samples"] == 2048 and obs["step"] == 10
+    assert "observables" not in json.loads((run / "evaluation.json").read_text())
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 0 and "condensate_fraction" in result.output and "number_fluctuation" in result.output
+    rows = json.loads(CliRunner().invoke(app, ["report", str(run), "--json"]).output)
+    assert rows[0]["observables"]["momentum_distribution"]["values"]
+
+
+@pytest.mark.slow
+def test_error_bars_shrink_like_one_over_the_square_root_of_the_samples(tmp_path):
+    _, run = trained_run(tmp_path, tiny_run_config("obs", seed=2, n_iter=10, observables=FOCK))
+    errors = {}
+    for n in (1024, 16384):
+        result = CliRunner().invoke(app, ["evaluate", str(run), "--n-samples", str(n)])
+        assert result.exit_code == 0, result.output
+        errors[n] = np.asarray(json.loads((run / "observables.json").read_text())["density_correlation"]["errors"][1:])
+    # 16 × the samples: error bars about 4 × smaller, within the noise of the error estimates
+    assert 2.5 < np.median(errors[1024] / errors[16384]) < 6.5
+
+
+@pytest.mark.parametrize("setting, words", [
+    ('observables.names=["string_order"]', '"string_order" is not an observable of bosons on a lattice'),
+    ('observables.names=["magnetisation"]', "observable names among"),
+    ("observables.max_distance=9", "expected <= 2"),
+    ("observables.edge_sites=1", "only open lattices"),
+])
+def test_bad_observables_are_one_line_exit_2(tmp_path, setting, words):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tiny_run_config("bad", seed=0))
+    result = CliRunner().invoke(app, ["validate", str(cfg), "--set", setting])
+    assert result.exit_code == 2
+    assert words in result.output and "observables." in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_an_empty_list_measures_nothing_and_defaults_fit_the_system():
+    assert tiny_config("bose-hubbard", observables__names=[]).observables.names == ()
+    assert "string_order" in tiny_config("heisenberg").observables.names
+    assert "string_order" not in tiny_config("heisenberg", hilbert__s=0.5).observables.names
