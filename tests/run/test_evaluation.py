@@ -76,3 +76,17 @@ def test_final_estimate_from_chains_that_disagree_is_a_warning():
     assert final_warnings(None) == [] and final_warnings({"r_hat": 1.02, "discard_sweeps": 100}) == []
     (warning,) = final_warnings({"r_hat": 6.46, "discard_sweeps": 100})
     assert "split-R̂ = 6.46 > 1.1" in warning and "100 sweeps" in warning
+
+
+def test_a_final_state_far_from_an_eigenstate_is_a_warning():
+    """V-score above 0.02: the frustrated 4x3 triangular run that ended 3.8e-2 above E0 scored 0.17."""
+    from nqs_cli.run.estimates import final_warnings
+
+    assert final_warnings({"r_hat": 1.0, "v_score": 0.004}) == []
+    (warning,) = final_warnings({"r_hat": 1.0, "v_score": 0.169})
+    assert "V-score" in warning and "0.169 > 0.02" in warning and "model.alpha" in warning
+    # the formula N Var / (E - E_inf)^2 on numbers of that run (E_inf taken as 0 here)
+    from nqs_cli.run.evaluation import v_score
+
+    assert v_score(-6.6655, 0.4825, 12, 0.0) == pytest.approx(12 * 0.4825 / 6.6655**2)
+    assert final_warnings({"v_score": v_score(-6.6655, 0.4825, 12, 0.0)})
