@@ -24,6 +24,7 @@ from nqs_cli.systems.lattice.observables import OFF_DIAGONAL, LatticeObservables
 from nqs_cli.vmc.stats import JACKKNIFE_BLOCKS, block_means, component_statistics, jackknife
 
 CHUNK_CONFIGS = 1 << 16  # ψ evaluations per compiled chunk of the off-diagonal estimators
+CHUNK_PAIR_VALUES = 1 << 22  # per-pair values (correlations against r) per compiled chunk
 ERRORS = ("means of per-sample values: autocorrelation-corrected error per chain (as the energy); "
           f"non-linear quantities: jackknife over {JACKKNIFE_BLOCKS} blocks (chains, cut into parts when fewer)")
 
@@ -88,7 +89,7 @@ def evaluate_values(obs: LatticeObservables, log_psi, params, samples) -> dict:
     n_chains, n_per, n_sites = samples.shape
     fn = jax.jit(lambda p, xs: jax.vmap(lambda x: obs.values(lambda y: log_psi(p, y), x))(xs))
     flat = samples.reshape(-1, n_sites)
-    chunk = max(1, CHUNK_CONFIGS // max(obs.n_ratios, 1))
+    chunk = max(1, min(CHUNK_CONFIGS // max(obs.n_ratios, 1), CHUNK_PAIR_VALUES // max(obs.pair_values_per_config, 1)))
     parts = [jax.device_get(fn(params, jnp.asarray(flat[a : a + chunk]))) for a in range(0, len(flat), chunk)]
     return {k: np.concatenate([p[k] for p in parts]).reshape(n_chains, n_per, *parts[0][k].shape[1:]) for k in parts[0]}
 

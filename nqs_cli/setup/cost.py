@@ -69,6 +69,10 @@ def _lattice(cfg: Config, itemsize: int) -> list[Cost]:
         Cost(key_d, types * (d * d) ** 2 * 8 * 6, f"bond-operator tables ({d * d} × {d * d} per bond type) and their construction"),
         Cost("model.alpha", n_params * itemsize * 8, f"{n_params} parameters with gradients, optimiser and SR vectors"),
         Cost("sampler.n_samples", samples * hidden * itemsize * 4, "hidden activations of every sample"),
+        # a full forward pass gathers one kernel row per site: (N, H) per configuration, for every chain at once
+        Cost("sampler.n_chains", cfg.sampler.n_chains * n * hidden * itemsize, f"kernel rows gathered to start each chain ({n} × {hidden} per chain)"),
+        # θ and visible-term changes per site and pair of local states, (N, d, d, H), and the difference temporaries
+        Cost("model.alpha", 2 * n * d * d * hidden * itemsize, f"per-site change tables of the hidden pre-activations ({n} × {d}² × {hidden})"),
         Cost("sampler.n_samples", min(samples, n_params) ** 2 * itemsize, "the SR system (the smaller of n_samples² and n_params²)"),
         Cost("sampler.n_samples", samples * n * 2 * 8, "samples and their connected configurations"),
     ]

@@ -130,17 +130,34 @@ class LatticeObservables:
         return np.unique(self.pairs[2])
 
     @cached_property
-    def _bin_matrix(self) -> np.ndarray:
-        """(n_pairs, n_distances): averages pair values into distance bins."""
-        r = self.pairs[2]
-        m = (r[:, None] == self.distances[None, :]).astype(np.float64)
-        return m / m.sum(axis=0, keepdims=True)
+    def _bin_counts(self) -> np.ndarray:
+        """(n_distances,) pairs per distance bin."""
+        return np.bincount(np.searchsorted(self.distances, self.pairs[2]), minlength=len(self.distances)).astype(np.float64)
+
+    def _binned(self, pair_values: jax.Array) -> jax.Array:
+        """Mean of per-pair values within each distance bin, (n_distances,): a segment sum, so
+        memory grows with the pairs, not with pairs × distances."""
+        bins = jnp.asarray(np.searchsorted(self.distances, self.pairs[2]).astype(np.int32))
+        sums = jax.ops.segment_sum(pair_values, bins, num_segments=len(self.distances), indices_are_sorted=True)
+        return sums / jnp.asarray(self._bin_counts, sums.dtype)
 
     @cached_property
     def _phases(self) -> tuple[np.ndarray, np.ndarray]:
         """(cos, sin) of q·r_i, (n_q, n_sites)."""
         qr = momenta(self.lattice) @ self.lattice.coords.T.astype(np.float64)
         return np.cos(qr), np.sin(qr)
+
+    def _structure_factor(self, m: jax.Array) -> jax.Array:
+        """S(q) = |Σ_i e^{iq·r_i} m_i|² / N_s at q = 2π k / L (row-major like the sites): one
+        D-dimensional FFT of the lattice's values, O(N_s log N_s) with no N_s × N_s table."""
+        shape = (self.lattice.length,) * self.lattice.dims
+        amplitude = jnp.fft.fftn(m.reshape(shape).astype(jnp.result_type(m.dtype, jnp.float32)))
+        return (jnp.abs(amplitude) ** 2).reshape(-1) / self.lattice.n_sites
+
+    @property
+    def pair_values_per_config(self) -> int:
+        """Per-pair values one configuration's estimators hold at once (the correlations against r)."""
+        return len(self.pairs[2]) if set(self.names) & {"density_correlation", "sz_correlation", "spin_correlation", "string_order"} else 0
 
     @property
     def n_ratios(self) -> int:
@@ -159,13 +176,12 @@ class LatticeObservables:
         m = jnp.asarray(self.space.local_values)[x]  # occupations n_i or projections m_i
         names, out = set(self.names), {}
         i, j, _ = (jnp.asarray(a) for a in self.pairs)
-        binned = jnp.asarray(self._bin_matrix)
         if names & {"density", "number_fluctuation"}:
             out["n"] = m
         if "number_fluctuation" in names:
             out["n2"] = m * m
         if "density_correlation" in names:
-            out["nn"] = (m[i] * m[j]) @ binned
+            out["nn"] = self._binned(m[i] * m[j])
         if names & {"one_body_density_matrix", "momentum_distribution", "condensate_fraction"}:
             out["rho"] = self._density_matrix(log_psi, x, m)
         if "momentum_distribution" in names:
@@ -173,19 +189,18 @@ class LatticeObservables:
             rho = out["rho"]
             out["nk"] = (jnp.einsum("qi,ij,qj->q", cos, rho, cos) + jnp.einsum("qi,ij,qj->q", sin, rho, sin)) / self.lattice.n_sites
         if "sz_correlation" in names:
-            out["zz"] = (m[i] * m[j]) @ binned
+            out["zz"] = self._binned(m[i] * m[j])
         if "spin_correlation" in names:
             spin = self.space.s
             ss = m[i] * m[j] + 0.5 * (self._hop(log_psi, x, i, j) + self._hop(log_psi, x, j, i))
-            out["ss"] = jnp.where(i == j, spin * (spin + 1), ss) @ binned  # S_i·S_i = s(s + 1)
+            out["ss"] = self._binned(jnp.where(i == j, spin * (spin + 1), ss))  # S_i·S_i = s(s + 1)
         if "structure_factor" in names:
-            cos, sin = (jnp.asarray(a) for a in self._phases)
-            out["sq"] = ((cos @ m) ** 2 + (sin @ m) ** 2) / self.lattice.n_sites
+            out["sq"] = self._structure_factor(m)
         if "staggered_magnetization" in names:
             sign = 1.0 - 2.0 * jnp.asarray(self.lattice.sublattice, m.dtype)
             out["ms2"] = (jnp.dot(sign, m) / self.lattice.n_sites) ** 2
         if "string_order" in names:
-            out["string"] = self._string(m, i, j) @ binned
+            out["string"] = self._binned(self._string(m, i, j))
         return out
 
     def _hop(self, log_psi, x, i, j) -> jax.Array:
