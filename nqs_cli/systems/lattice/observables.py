@@ -46,6 +46,8 @@ NEEDS = {**{n: "fock" for n in FOCK_NAMES}, **{n: "spin" for n in SPIN_NAMES}}
 OFF_DIAGONAL = ("one_body_density_matrix", "momentum_distribution", "condensate_fraction", "spin_correlation")
 # the scalar summary of each observable that has one (a column of `nqs report`)
 SCALARS = ("number_fluctuation", "condensate_fraction", "staggered_magnetization", "string_order")
+# the correlations against distance, binned from per-pair values, and their keys in ``values``
+BINNED = {"density_correlation": "nn", "sz_correlation": "zz", "spin_correlation": "ss", "string_order": "string"}
 MAX_MATRIX_SITES = 64  # the one-body density matrix evaluates ψ at N_s (N_s − 1) configurations per sample
 
 
@@ -130,16 +132,16 @@ class LatticeObservables:
         return np.unique(self.pairs[2])
 
     @cached_property
-    def _bin_counts(self) -> np.ndarray:
-        """(n_distances,) pairs per distance bin."""
-        return np.bincount(np.searchsorted(self.distances, self.pairs[2]), minlength=len(self.distances)).astype(np.float64)
+    def _bins(self) -> np.ndarray:
+        """(n_pairs,) int32: each pair's distance bin (ascending, as the pairs are)."""
+        return np.searchsorted(self.distances, self.pairs[2]).astype(np.int32)
 
     def _binned(self, pair_values: jax.Array) -> jax.Array:
         """Mean of per-pair values within each distance bin, (n_distances,): a segment sum, so
         memory grows with the pairs, not with pairs × distances."""
-        bins = jnp.asarray(np.searchsorted(self.distances, self.pairs[2]).astype(np.int32))
-        sums = jax.ops.segment_sum(pair_values, bins, num_segments=len(self.distances), indices_are_sorted=True)
-        return sums / jnp.asarray(self._bin_counts, sums.dtype)
+        n_bins = len(self.distances)
+        sums = jax.ops.segment_sum(pair_values, jnp.asarray(self._bins), num_segments=n_bins, indices_are_sorted=True)
+        return sums / jnp.asarray(np.bincount(self._bins, minlength=n_bins), sums.dtype)
 
     @cached_property
     def _phases(self) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +159,7 @@ class LatticeObservables:
     @property
     def pair_values_per_config(self) -> int:
         """Per-pair values one configuration's estimators hold at once (the correlations against r)."""
-        return len(self.pairs[2]) if set(self.names) & {"density_correlation", "sz_correlation", "spin_correlation", "string_order"} else 0
+        return len(self.pairs[2]) if set(self.names) & BINNED.keys() else 0
 
     @property
     def n_ratios(self) -> int:
@@ -270,8 +272,8 @@ class LatticeObservables:
                 out[name] = {"site": sites, **pair("n"), "mean": float(np.mean(means["n"]))}
             elif name == "number_fluctuation":
                 out[name] = {"site": sites, **pair("number_fluctuation_sites"), **scalar("number_fluctuation")}
-            elif name in ("density_correlation", "sz_correlation", "spin_correlation", "string_order"):
-                key = {"density_correlation": "nn", "sz_correlation": "zz", "spin_correlation": "ss", "string_order": "string"}[name]
+            elif name in BINNED:
+                key = BINNED[name]
                 out[name] = {"distance": distance, **pair(key)}
                 if name == "string_order":  # the scalar: the value at the largest distance
                     out[name].update(value=float(means[key][-1]), error=float(errors[key][-1]), at_distance=distance[-1])
