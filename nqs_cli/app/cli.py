@@ -319,7 +319,10 @@ def train(
     if outcome.result.get("reason") == "max-time":
         err.print(f"stopped at step {step} of {target}: the next iteration would pass --max-time {max_time}; checkpoint written. {resume}", soft_wrap=True)
         raise typer.Exit(EXIT_MAX_TIME)
-    err.print(f"interrupted at step {step} of {target}; checkpoint written. {resume}", soft_wrap=True)
+    if step == target:  # every step ran; the signal came during the final estimate
+        err.print(f"interrupted during the final estimate, after step {step} of {target} (every step is saved). {resume}", soft_wrap=True)
+    else:
+        err.print(f"interrupted at step {step} of {target}; checkpoint written. {resume}", soft_wrap=True)
     raise typer.Exit(130)
 
 

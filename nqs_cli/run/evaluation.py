@@ -37,7 +37,12 @@ def v_score(energy: float, variance: float, n_units: int, e_inf: float) -> float
     return None if gap == 0 else float(n_units * variance / gap**2)
 
 
-def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None, keep=None) -> dict:
+class EvaluationInterrupted(Exception):
+    """``should_stop`` answered yes between two passes of ``sample_energy``."""
+
+
+def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None, keep=None,
+                  should_stop=None) -> dict:
     """Statistics of E_loc under |ψ|² for ``params``: new chains with their own keys,
     DISCARD_SWEEPS sweeps of thermalisation, then passes of ``n_per_pass`` samples until the
     error is ≤ ``target_error`` (one pass when None) or ``max_samples`` are drawn.
@@ -46,7 +51,8 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
     the typical set of ψ) when given, else from random configurations, which in a strong trap
     or a dilute box may take far longer than DISCARD_SWEEPS sweeps to reach it. ``keep``, a
     dict, receives the samples (n_chains, n_per_chain, n_dof) and their local energies
-    (n_chains, n_per_chain) for the observables."""
+    (n_chains, n_per_chain) for the observables. ``should_stop()`` is asked before each pass;
+    a yes raises EvaluationInterrupted."""
     n_chains = training.n_chains
     per_chain = max(1, -(-n_per_pass // n_chains))
     k_chains, k_first, k_more = jax.random.split(key, 3)
@@ -56,6 +62,8 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
     energies = jax.jit(training.local_energies)
     blocks, accepted, passes, kept = [], [], 0, []
     while True:
+        if should_stop is not None and should_stop():
+            raise EvaluationInterrupted
         sample = first if passes == 0 else more
         chains, samples, acceptance = sample(params, chains, jax.random.fold_in(k_more if passes else k_first, passes))
         e_loc = energies(params, samples.reshape((-1, samples.shape[-1])))

@@ -24,7 +24,7 @@ from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
-from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
 from nqs_cli.run.measure import measure
 from nqs_cli.setup import Training, build_problem, build_training
@@ -268,25 +268,31 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     t = cfg.train
     health = Health(spike_factor=t.spike_factor, spike_retries=t.spike_retries, dead_steps=t.dead_steps)
     history = dist.broadcast_json(rd.read_metrics(path / "metrics.jsonl") if lead else None)
-    try:
-        with stop_signals(stop):
+    final = None
+    # one signal context from the first iteration to the final estimate: a signal anywhere in
+    # it checkpoints (or skips the final estimate) and leaves result.json saying so
+    with stop_signals(stop):
+        try:
             state, status = run_loop(
                 jax.jit(training.step), state, root_keys(cfg.seed)[2], cfg.train.n_iter, log,
                 on_nonfinite=t.on_nonfinite, patience=t.nonfinite_patience,
                 should_stop=lambda: dist.any_process(stop()), health=health, history=history,
             )
-    except RunError as exc:
-        if lead:
-            kept = what_is_kept(path)
-            write_result(path, cfg, exc.status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=str(exc))
-            raise type(exc)(f"{exc}; {kept}") from None
-        raise
-    if int(state.step) != log.last_saved or status == "completed":
-        log.checkpoint(state, final=status == "completed")
-    reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
-    final = None
-    if status == "completed":
-        final = final_evaluation(path, training, state, cfg)
+        except RunError as exc:
+            if lead:
+                kept = what_is_kept(path)
+                write_result(path, cfg, exc.status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=str(exc))
+                raise type(exc)(f"{exc}; {kept}") from None
+            raise
+        if int(state.step) != log.last_saved or status == "completed":
+            log.checkpoint(state, final=status == "completed")
+        reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
+        if status == "completed":
+            try:
+                final = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop.signal is not None))
+            except EvaluationInterrupted:
+                name = signal.Signals(stop.signal).name if stop.signal is not None else "a stop on another process"
+                status, reason = "interrupted", f"{name} during the final estimate (every training step is saved; rerunning makes only the final estimate)"
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
@@ -376,9 +382,10 @@ def trajectory_estimate(path: Path, cfg: Config) -> dict:
     return final_estimate(rd.read_metrics(path / "metrics.jsonl"), estimate_window(cfg.train.n_iter, cfg.train.final_window))
 
 
-def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config) -> dict | None:
+def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None) -> dict | None:
     """The final parameters sampled with fresh chains until the error bar is no larger than
-    the trajectory estimate's (within ``train.final_samples``); None when that is 0."""
+    the trajectory estimate's (within ``train.final_samples``); None when that is 0.
+    ``should_stop`` (see ``sample_energy``) may raise EvaluationInterrupted between passes."""
     s = cfg.sampler
     window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
     max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
@@ -388,12 +395,12 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     key = jax.random.key(cfg.seed + 1_000_003)
     if max_samples == 0:
         if cfg.observables.names:  # no final estimate: one pass of 4 × n_samples for the observables
-            sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept)
+            sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept, should_stop=should_stop)
             write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains")
         return None
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
     n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
-    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept)
+    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept, should_stop=should_stop)
     write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains (the samples of the final estimate)")
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites

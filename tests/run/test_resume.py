@@ -93,10 +93,25 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_warning(reference, tmp_path
     assert metrics(out) == ref
 
 
-def _spawn(cfg, out):
+# The kill tests run long enough (1 ms an iteration here) that the signal, sent once 6 rows
+# exist, lands mid-training on a loaded machine too; the resumed run must still match the
+# uninterrupted one.
+KILL_N_ITER = "1000"
+
+
+@pytest.fixture(scope="module")
+def long_reference(reference, tmp_path_factory):
+    cfg, _ = reference
+    root = tmp_path_factory.mktemp("long")
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(root / "ref"), "--n-iter", KILL_N_ITER, "--quiet"])
+    assert result.exit_code == 0, result.output
+    return cfg, metrics(root / "ref")
+
+
+def _spawn(cfg, out, *extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(out)],
+        [sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(out), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
 
@@ -114,10 +129,10 @@ def _wait_for_rows(out, n, proc, timeout=120):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_killed_run_resumes_to_the_same_metrics(reference, tmp_path, sig):
-    cfg, ref = reference
+def test_killed_run_resumes_to_the_same_metrics(long_reference, tmp_path, sig):
+    cfg, ref = long_reference
     out = tmp_path / "run"
-    proc = _spawn(cfg, out)
+    proc = _spawn(cfg, out, "--n-iter", KILL_N_ITER)
     _wait_for_rows(out, 6, proc)
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
@@ -127,9 +142,38 @@ def test_killed_run_resumes_to_the_same_metrics(reference, tmp_path, sig):
         assert proc.returncode == 130, output
         result = json.loads((out / "result.json").read_text())
         assert result["status"] == "interrupted"
+        assert result["n_iter"] < int(KILL_N_ITER)
         assert "Resume with" in output
-    resumed = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    resumed = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--n-iter", KILL_N_ITER, "--quiet"])
     assert resumed.exit_code == 0, resumed.output
+    assert metrics(out) == ref
+
+
+def test_a_signal_during_the_final_estimate_leaves_it_to_the_rerun(reference, tmp_path, monkeypatch):
+    """Every step ran; SIGTERM arrives as the final estimate starts: exit 130, result.json says
+    interrupted and why, and the rerun makes only the final estimate (metrics unchanged)."""
+    import nqs_cli.run.training as training_module
+
+    cfg, ref = reference
+    out = tmp_path / "run"
+    original = training_module.sample_energy
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "sample_energy", signalled)
+    first = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert first.exit_code == 130, first.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["n_iter"] == 30
+    assert "SIGTERM during the final estimate" in result["reason"]
+    assert "interrupted during the final estimate" in first.output and "Resume with" in first.output
+    monkeypatch.setattr(training_module, "sample_energy", original)
+    second = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert second.exit_code == 0, second.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed" and result["final_samples"] > 0
     assert metrics(out) == ref
 
 
