@@ -203,6 +203,13 @@ def automatic_values(cfg, training) -> dict:
         from nqs_cli.setup.lattice import automatic_sign_rule
 
         found["hamiltonian.sign_rule"] = automatic_sign_rule(cfg)
+    if cfg.model.kind == "rbm-multival" and cfg.model.symmetry is None:
+        from nqs_cli.setup.models import automatic_symmetry
+
+        found["model.symmetry"] = automatic_symmetry(cfg)
+    if cfg.model.kind == "rbm-multival" and cfg.model.features is None:
+        model = training.problem.model
+        found["model.features"] = (model.features, "ceil(4 × alpha × N × d / G)") if hasattr(model, "features") else (None, "unused: the plain RBM")
     if not cfg.is_continuous:
         from nqs_cli.setup.lattice import automatic_trap_center
 

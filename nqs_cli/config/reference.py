@@ -29,15 +29,17 @@ bond once; r_i is the position of site i (nearest neighbours at distance 1).
   spin-s operators S (S = σ/2 for s = ½), Δ = `delta`, optionally Σ_i S^z_i = total_sz (then
   the field term is a constant). With `sign_rule` (on by default on a bipartite lattice when
   every J > 0 and J2 = 0) one sublattice is rotated by π about z (Marshall's rule): the
-  off-diagonal elements change sign, the spectrum does not. J may be a list, one coupling per
-  bond colour of a custom graph.
+  off-diagonal elements change sign, the spectrum does not. With J2 ≠ 0 the rule is not exact;
+  with complex parameters it stays on as a reference sign that the amplitudes correct. J may
+  be a list, one coupling per bond colour of a custom graph.
 - `continuous` (`[space]`):
   H = −1/(2m) Σ_i ∇_i² + ½ m ω² Σ_i |x_i|² + Σ_{i<j} v(|x_i − x_j|), ω = `trap_omega`,
   m = `space.mass`, v the `[hamiltonian.pair]` potential (minimum image in a periodic box of
   side `space.extent`, truncated at `pair.cutoff`); `extent = 0` is open space.
 
 Models: `rbm-multival` log ψ(x) = Σ_j log cosh(Σ_k W_kj v_k + b_j) + Σ_k a_k v_k on the
-one-hot encoding v of the local states; `deepsets` log ψ = ρ(Σ_i φ(x_i)) − a Σ_i |x_i|²;
+one-hot encoding v of the local states (with `symmetry = "translation"` the hidden features
+are shared by every translation of the lattice: a zero-momentum state with fewer parameters); `deepsets` log ψ = ρ(Σ_i φ(x_i)) − a Σ_i |x_i|²;
 `deepsets-reldist` log ψ = ρ(Σ_{i<j} φ(y_ij)) (+ cusp) on the periodic pair features
 y_ij = (sin(π r_ij/L)/2)². The energy estimate is the mean of the local energy
 E_loc(x) = Σ_x′ H_xx′ ψ(x′)/ψ(x) over samples of |ψ|².

@@ -264,8 +264,10 @@ def _check_terms(cfg: Config, p: KeyErrors, notes: list[str]) -> None:
         return
     if ham.J2 != 0 and lat.graph == "custom":
         p.fail("hamiltonian.J2", "a custom graph has no next-nearest bonds: give them a colour in lattice.edges and a coupling in hamiltonian.J")
-    if ham.J2 != 0 and ham.sign_rule:
-        p.fail("hamiltonian.sign_rule", "Marshall's sign rule does not hold with J2 != 0 (frustrated exchange); leave it unset or false")
+    complex_params = cfg.model.param_dtype.startswith("complex")
+    if ham.J2 != 0 and ham.sign_rule and not complex_params:
+        p.fail("hamiltonian.sign_rule", "Marshall's sign rule does not hold with J2 != 0 (frustrated exchange), and real parameters cannot "
+               "correct it; leave it unset or false, or use complex parameters (model.param_dtype), for which it is a reference sign")
     if ham.h != 0 and hil.total_sz is not None:
         notes.append(f"hamiltonian.h: with hilbert.total_sz = {hil.total_sz:g} fixed, the field term -h Σ S^z_i is the constant "
                      f"{-ham.h * hil.total_sz + 0.0:g}: it shifts every energy and changes no state")

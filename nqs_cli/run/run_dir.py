@@ -49,6 +49,8 @@ ADDED_KEYS = {
     "hamiltonian.J2": 0.0,
     "hamiltonian.D": 0.0,
     "hamiltonian.h": 0.0,
+    "model.symmetry": None,
+    "model.features": None,
 }
 
 

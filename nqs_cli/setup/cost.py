@@ -13,8 +13,13 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from nqs_cli.config import Config
 from nqs_cli.config.schema import couplings
+from nqs_cli.models.rbm_symm import n_features
+from nqs_cli.setup.lattice import build_lattice
+from nqs_cli.setup.models import automatic_symmetry
 
 MAX_MOVES_PER_ITERATION = 1e10  # Metropolis proposals: ~100 s per iteration even at 1e8/s
 MEMORY_FRACTION = 0.8  # of the machine's physical memory
@@ -60,6 +65,10 @@ def _lattice(cfg: Config, itemsize: int) -> list[Cost]:
     if hidden < 1:
         raise TooLarge(f"model.alpha: {cfg.model.alpha:g} × {inputs} one-hot inputs gives no hidden unit; use alpha >= {1 / inputs:.3g}")
     n_params = inputs * hidden + hidden + inputs
+    group = symmetry_group_size(cfg)
+    if group:  # the symmetric RBM: features × G hidden units on an expanded (inputs, hidden) kernel
+        features = cfg.model.features or n_features(cfg.model.alpha, n, d, group)
+        hidden, n_params = features * group, features * inputs + features + d
     samples = cfg.sampler.n_samples
     ham = cfg.hamiltonian
     types = 2 * (len(couplings(ham)) + (ham.J2 != 0))  # per coupling, twice with a sign rule
@@ -133,3 +142,16 @@ def check_cost(cfg: Config, memory: float | None = None) -> None:
 
 def _gb(n: float) -> str:
     return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
+
+
+def symmetry_group_size(cfg: Config) -> int:
+    """Translations the symmetric RBM sums over (0 for the plain RBM)."""
+    if cfg.model.kind != "rbm-multival":
+        return 0
+    try:
+        lattice = build_lattice(cfg)
+    except ValueError:
+        return 0
+    if (cfg.model.symmetry or automatic_symmetry(cfg, lattice)[0]) == "none":
+        return 0
+    return int(np.prod([n for n, p in zip(lattice.lengths, lattice.periodic) if p])) if lattice.graph != "custom" else 1

@@ -123,10 +123,12 @@ def automatic_sign_rule(cfg: Config, lattice: Lattice | None = None) -> tuple[bo
     ham = cfg.hamiltonian
     if not lattice.is_bipartite:
         return False, "the lattice is not bipartite"
-    if ham.J2 != 0:
-        return False, "J2 != 0 frustrates the exchange"
     if min(couplings(ham)) <= 0:
         return False, "J <= 0 (ferromagnet)" if len(couplings(ham)) == 1 else "a coupling J <= 0"
+    if ham.J2 != 0 and not cfg.model.param_dtype.startswith("complex"):
+        return False, "J2 != 0 frustrates the exchange"
+    if ham.J2 != 0:
+        return True, "bipartite lattice, J > 0; with J2 != 0 not exact: a reference sign that the complex parameters correct"
     return True, "bipartite lattice, J > 0"
 
 

@@ -6,6 +6,8 @@ import jax.numpy as jnp
 
 from nqs_cli.config import Config
 from nqs_cli.models import DeepSetMLP, DeepSetRelDistance, GaussianEnvelope, RBMMultiVal, activation_by_name
+from nqs_cli.models.rbm_symm import RBMMultiValSymm, n_features
+from nqs_cli.setup.lattice import automatic_sign_rule, build_lattice
 from nqs_cli.systems.continuum.space import ParticleSpace
 
 
@@ -58,4 +60,43 @@ def build_reldist(cfg: Config, space: ParticleSpace) -> DeepSetRelDistance:
         layers_rho=m.layers_rho,
         cusp_exponent=m.cusp_exponent,
         activation=activation_by_name(m.activation),
+    )
+
+
+def automatic_symmetry(cfg: Config, lattice=None) -> tuple[str, str]:
+    """The ``model.symmetry`` an unset key resolves to, and why. Measured (J1–J2 4×4 at
+    J2 = 0.5, complex parameters): the translation-symmetric RBM reaches ~1e-2 in 300
+    iterations with the Marshall reference sign and stays near the ferromagnetic eigenstate
+    (~30 % off) without one; the plain RBM plateaus at 2–3e-2 either way."""
+    lattice = build_lattice(cfg) if lattice is None else lattice
+    if not cfg.model.param_dtype.startswith("complex"):
+        return "none", "real parameters"
+    if cfg.hamiltonian.kind != "heisenberg":
+        return "none", "no sign reference (a Bose-Hubbard system)"
+    sign_rule = cfg.hamiltonian.sign_rule if cfg.hamiltonian.sign_rule is not None else automatic_sign_rule(cfg, lattice)[0]
+    if not sign_rule:
+        return "none", "no sign reference (hamiltonian.sign_rule is off)"
+    if lattice.graph == "custom" or not all(lattice.periodic):
+        return "none", "the lattice is not periodic along every axis"
+    return "translation", "complex parameters with a sign reference on a periodic lattice"
+
+
+def build_rbm(cfg: Config, space):
+    """``rbm-multival``: the plain RBM, or its translation-symmetric form (``model.symmetry``)."""
+    lattice = build_lattice(cfg)
+    m = cfg.model
+    symmetry = m.symmetry or automatic_symmetry(cfg, lattice)[0]
+    if symmetry == "none":
+        if m.features is not None:
+            raise ValueError(f"model.features: only the translation-symmetric RBM has features; model.symmetry is none ({automatic_symmetry(cfg, lattice)[1]})"
+                             if m.symmetry is None else "model.features: only the translation-symmetric RBM has features; model.symmetry is none")
+        return build_rbm_multival(cfg, space)
+    perms = lattice.translations
+    return RBMMultiValSymm(
+        n_classes=space.local_dim,
+        permutations=tuple(map(tuple, perms.tolist())),
+        features=m.features or n_features(m.alpha, space.n_sites, space.local_dim, len(perms)),
+        use_hidden_bias=m.use_hidden_bias,
+        use_visible_bias=m.use_visible_bias,
+        param_dtype=param_dtype(cfg),
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from nqs_cli.config import Config
-from nqs_cli.models import deepsets_laplacian, rbm_kernels
+from nqs_cli.models import deepsets_laplacian, rbm_kernels, rbm_symm
 from nqs_cli.models.fast_paths import FastPaths
 from nqs_cli.setup import continuum, lattice, models
 from nqs_cli.setup.problem import Problem
@@ -35,8 +35,15 @@ LATTICE_RULES = {  # (lattice, space, hamiltonian) -> rule
     "metropolis-hamiltonian": lattice.rule_hamiltonian,
 }
 CONTINUUM_RULES = {"metropolis-gaussian": continuum.rule_gaussian}  # (cfg, space) -> rule
+def rbm_paths(model, hamiltonian) -> FastPaths:
+    """The plain or the translation-symmetric RBM's fast paths."""
+    if isinstance(model, rbm_symm.RBMMultiValSymm):
+        return rbm_symm.fast_paths(model, hamiltonian)
+    return rbm_kernels.fast_paths(model, hamiltonian)
+
+
 MODELS = {
-    "rbm-multival": ModelEntry(models.build_rbm_multival, rbm_kernels.fast_paths),
+    "rbm-multival": ModelEntry(models.build_rbm, rbm_paths),
     "deepsets": ModelEntry(models.build_deepsets, deepsets_laplacian.fast_paths),
     "deepsets-reldist": ModelEntry(models.build_reldist, deepsets_laplacian.fast_paths),
 }

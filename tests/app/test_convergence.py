@@ -18,6 +18,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
         ("bose_hubbard_1d.toml", -7.4500452954, 3e-3),  # NetKet at this budget: 3.5e-3
         ("spin1_heisenberg.toml", -14.0941299549, 5e-3),  # NetKet: 8.1e-3
         ("heisenberg_complex16.toml", -7.1422963606, 1e-2),  # complex parameters, no sign rule: 1.7e-3 measured
+        # J1–J2 4×4 at J2 = 0.5, complex parameters: Marshall reference + translation-symmetric RBM
+        ("j1j2_square4.toml", -8.4579233514, 1e-2),
     ],
 )
 def test_shipped_lattice_config_reaches_reference_accuracy(tmp_path, name, exact, tolerance):

@@ -73,6 +73,15 @@ def test_trap_table_round_trips_and_old_run_directories_keep_their_hash():
     assert [k for k, *_ in rd.config_diff(old, data)] == ["hamiltonian.onsite", "hamiltonian.trap.V", "hamiltonian.trap.center"]
 
 
+def test_run_directories_from_before_the_symmetry_keys_keep_their_hash():
+    plain = config.to_dict(config.from_dict(tomllib.loads(SPIN)))
+    assert plain["model"]["symmetry"] is None and plain["model"]["features"] is None
+    old = {**plain, "model": {k: v for k, v in plain["model"].items() if k not in ("symmetry", "features")}}
+    assert rd.problem_hash(old) == rd.problem_hash(plain)
+    chosen = {**plain, "model": {**plain["model"], "symmetry": "translation"}}
+    assert rd.problem_hash(chosen) != rd.problem_hash(plain)
+
+
 def test_validate_prints_resolved_terms_sign_rule_and_field_note(tmp_path):
     result, _ = _validate(tmp_path, SPIN + "delta = 2.0\nh = 0.3\n")
     assert result.exit_code == 0, result.output
@@ -85,6 +94,23 @@ def test_validate_prints_resolved_terms_sign_rule_and_field_note(tmp_path):
     assert "auto (the lattice is not bipartite)" in triangular.output
     trap, _ = _validate(tmp_path, BOSE + "[hamiltonian.trap]\nV = 1.0\n")
     assert trap.exit_code == 0 and "[2.0]" in trap.output and "auto (the mean site position)" in trap.output
+
+
+def test_complex_parameters_keep_marshall_as_a_reference_sign_with_j2(tmp_path):
+    complex_ = SPIN + "J2 = 0.5\n[model]\nparam_dtype = \"complex128\"\n"
+    result, _ = _validate(tmp_path, complex_)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "a reference sign that the complex" in out
+    assert '"translation"' in out and "auto (complex parameters with a sign reference on a periodic lattice)" in out
+    explicit, _ = _validate(tmp_path, complex_.replace("J2 = 0.5\n", "J2 = 0.5\nsign_rule = true\n"))
+    assert explicit.exit_code == 0, explicit.output
+    off, _ = _validate(tmp_path, complex_.replace("J2 = 0.5\n", "J2 = 0.5\nsign_rule = false\n"))
+    assert '"none"' in off.output and "auto (no sign reference (hamiltonian.sign_rule is off))" in off.output
+    open_chain, _ = _validate(tmp_path, complex_.replace("length = 6\n", "length = 6\npbc = false\n"))
+    assert "auto (the lattice is not periodic along every axis)" in open_chain.output
+    real, _ = _validate(tmp_path, SPIN + "J2 = 0.5\n")
+    assert "auto (real parameters)" in real.output
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,8 @@ def test_fast_local_energies_are_exact_ratios_with_site_and_anisotropy_terms(kin
 
 
 def complex_problem(kind):
-    return tiny(kind, model__param_dtype="complex128")
+    """The plain RBM with complex parameters (the symmetric one: tests/models/test_rbm_symm.py)."""
+    return tiny(kind, model__param_dtype="complex128", model__symmetry="none")
 
 
 @pytest.mark.parametrize("kind", ["bose-hubbard", "heisenberg"])

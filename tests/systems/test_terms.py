@@ -91,16 +91,17 @@ def test_heisenberg_terms_match_kronecker_reference(lattice, s, total_sz, terms)
     reference = _sector(_spin_reference(n, s, bonds, nnn, **terms), states, space.local_dim)
     plain = heisenberg(lattice, space, sign_rule=False, **terms).to_dense(states)
     np.testing.assert_allclose(plain, reference, rtol=0, atol=1e-12)
-    if lattice.is_bipartite and not terms.get("J2"):  # Marshall's rotation keeps the spectrum
+    if lattice.is_bipartite:  # Marshall's rotation, exact or (with J2) a reference sign: H -> D H D
         rotated = heisenberg(lattice, space, sign_rule=True, **terms).to_dense(states)
-        np.testing.assert_allclose(np.linalg.eigvalsh(rotated), np.linalg.eigvalsh(reference), atol=1e-10)
+        d = (-1.0) ** (states[:, lattice.sublattice == 1].sum(axis=1) % 2)
+        np.testing.assert_allclose(rotated, d[:, None] * reference * d[None, :], rtol=0, atol=1e-12)
 
 
-def test_sign_rule_refused_with_j2_and_defaults_off():
+def test_sign_rule_with_j2_keeps_the_spectrum_and_defaults_off():
     lat, space = Lattice("chain", 6), SpinSpace(6, 0.5, total_sz=0)
-    with pytest.raises(ValueError, match="J2"):
-        heisenberg(lat, space, J2=0.5, sign_rule=True)
     states = space.all_states()
+    reference = np.linalg.eigvalsh(heisenberg(lat, space, J2=0.5, sign_rule=False).to_dense(states))
+    np.testing.assert_allclose(np.linalg.eigvalsh(heisenberg(lat, space, J2=0.5, sign_rule=True).to_dense(states)), reference, atol=1e-10)
     np.testing.assert_array_equal(heisenberg(lat, space, J2=0.5).to_dense(states), heisenberg(lat, space, J2=0.5, sign_rule=False).to_dense(states))
     rotated = heisenberg(lat, space, delta=3.0).to_dense(states)  # XXZ: the transverse part decides
     assert np.all(rotated - np.diag(np.diag(rotated)) <= 0)

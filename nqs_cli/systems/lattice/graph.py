@@ -138,6 +138,20 @@ class Lattice:
         vectors, basis = _GEOMETRY[self.graph]
         return self.coords @ vectors + np.tile(basis, (len(self.coords) // len(basis), 1))
 
+    @cached_property
+    def translations(self) -> np.ndarray:
+        """(G, n_sites) int64 site permutations of the translations along the periodic axes
+        (G = the product of their lengths; the identity first): row g maps site i (cell c,
+        basis b) to the site of cell c + t_g, basis b. A custom graph has only the identity."""
+        if self.graph == "custom":
+            return np.arange(self.n_sites, dtype=np.int64)[None, :]
+        lengths, nb = np.array(self.lengths), self.n_basis
+        cells = np.indices(self.lengths).reshape(self.dims, -1).T
+        strides = np.concatenate([np.cumprod(lengths[::-1])[::-1][1:], [1]]).astype(np.int64)
+        shifts = np.indices([n if p else 1 for n, p in zip(lengths, self.periodic)]).reshape(self.dims, -1).T
+        rows = [((((cells + t) % lengths) @ strides)[:, None] * nb + np.arange(nb)[None, :]).reshape(-1) for t in shifts]
+        return np.array(rows, np.int64)
+
     # ---- bonds ---------------------------------------------------------------------------
 
     @cached_property

@@ -358,8 +358,6 @@ def heisenberg(
         sign_rule = marshall_applies(lattice, J, J2)
     if sign_rule and not lattice.is_bipartite:
         raise ValueError("sign_rule = true needs a bipartite lattice (periodic chains need an even length)")
-    if sign_rule and J2 != 0:
-        raise ValueError("sign_rule = true does not hold with next-nearest exchange J2 != 0")
     sz, sp_, sm = spin_matrices(space.s)
     flip = 0.5 * (np.kron(sp_, sm) + np.kron(sm, sp_))
     ss = np.kron(sz, sz) + flip
@@ -379,9 +377,15 @@ def heisenberg(
     a = np.arange(d * d)
     delta_i = (a // d)[None, :] - (a // d)[:, None]  # Delta m on the first site, (a -> b)
     delta_j = (a % d)[None, :] - (a % d)[:, None]
-    # type 2t: the second site of the edge is on sublattice 1; type 2t + 1: the first one is
-    ops = np.stack([op for bond in bonds for op in (bond * (-1.0) ** delta_j, bond * (-1.0) ** delta_i)])
-    types = 2 * types + lattice.sublattice[edges[:, 0]]
+    sub = lattice.sublattice
+    if J2 == 0:
+        # type 2t: the second site of the edge is on sublattice 1; type 2t + 1: the first one is
+        ops = np.stack([op for bond in bonds for op in (bond * (-1.0) ** delta_j, bond * (-1.0) ** delta_i)])
+        types = 2 * types + sub[edges[:, 0]]
+        return BondHamiltonian(space.n_sites, d, edges, ops, types, onsite)
+    # J2 bonds join sites of either sublattice: type 4t + 2s_i + s_j carries (-1)^(s_i Δm_i + s_j Δm_j)
+    ops = np.stack([bond * (-1.0) ** (si * delta_i + sj * delta_j) for bond in bonds for si in (0, 1) for sj in (0, 1)])
+    types = 4 * types + 2 * sub[edges[:, 0]] + sub[edges[:, 1]]
     return BondHamiltonian(space.n_sites, d, edges, ops, types, onsite)
 
 
