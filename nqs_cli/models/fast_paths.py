@@ -18,4 +18,5 @@ class FastPaths:
     local_energy_block: int | None = None  # samples per block of local energies
     evaluator: Any = None  # sampler amplitude evaluator: prepare / init / update (vmc/sampler.py)
     jacobian: Callable | None = None  # (params, samples) -> structured Jacobian map (vmc/jacobians.py)
+    gradients: Callable | None = None  # (params, samples) -> (N, P) ∂ log ψ/∂θ, flat in ravel_pytree order (for a dense Ō)
     derivatives: Callable | None = None  # (params, x) -> (∇ log ψ, ∇² log ψ), continuous space

@@ -16,6 +16,7 @@ Checked against the module and jax.grad in tests/models/test_rbm_symm.py.
 
 from __future__ import annotations
 
+from functools import cached_property, partial
 from typing import Any
 
 import flax.linen as nn
@@ -42,14 +43,38 @@ def n_features(alpha: float, n_sites: int, n_classes: int, n_symmetries: int) ->
     return max(1, -(-HIDDEN_FACTOR * int(alpha * n_sites * n_classes) // n_symmetries))
 
 
+class Permutations:
+    """A read-only (G, N) integer array of site permutations that a flax module can hold as a
+    field: hashed and compared by content (a tuple of tuples would cost G·N Python ints)."""
+
+    def __init__(self, array):
+        self.array = np.array(array, dtype=np.int64)
+        self.array.setflags(write=False)
+        self._hash = hash((self.array.shape, self.array.tobytes()))
+
+    @cached_property
+    def inverse(self) -> np.ndarray:
+        """π_g⁻¹ of every row."""
+        return np.argsort(self.array, axis=1)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Permutations) and self.array.shape == other.array.shape and bool(np.all(self.array == other.array))
+
+    def __repr__(self) -> str:
+        return f"Permutations({self.array.shape[0]} × {self.array.shape[1]})"
+
+
 class RBMMultiValSymm(nn.Module):
     """Input: local indices x (..., N); ``permutations``: (G, N) site permutations, π_g(i) as
-    ``permutations[g][i]`` (a tuple of tuples, so the module stays hashable). Params:
+    ``permutations.array[g, i]`` (a ``Permutations``). Params:
     ``kernel`` (F, N, C), ``hidden_bias`` (F,) if ``use_hidden_bias``, ``visible_bias`` (C,)
     if ``use_visible_bias`` (one per local state, the same on every site)."""
 
     n_classes: int
-    permutations: tuple
+    permutations: Permutations
     features: int
     param_dtype: Any = jnp.float64
     use_hidden_bias: bool = True
@@ -60,11 +85,11 @@ class RBMMultiValSymm(nn.Module):
 
     @property
     def n_sites(self) -> int:
-        return len(self.permutations[0])
+        return self.permutations.array.shape[1]
 
     @property
     def n_symmetries(self) -> int:
-        return len(self.permutations)
+        return self.permutations.array.shape[0]
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -96,8 +121,8 @@ def expand(model: RBMMultiValSymm, params) -> dict:
     """The tied parameters as an ``RBMMultiVal`` tree: kernel (N·C, G·F) with
     K[(j, c), (g, f)] = W[f, π_g⁻¹(j), c], hidden bias b_f on every (g, f), visible bias a_c
     on every site. Linear in ``params``."""
-    perms = np.asarray(model.permutations)
-    inverse = np.argsort(perms, axis=1)  # π_g⁻¹(j)
+    perms = model.permutations.array
+    inverse = model.permutations.inverse  # π_g⁻¹(j)
     w = params["kernel"]  # (F, N, C)
     g, n = perms.shape
     c, f = model.n_classes, model.features
@@ -123,10 +148,47 @@ class _ExpandedIncremental(rbm_kernels.RBMIncremental):
         return super().prepare(expand(self.symmetric, params))
 
 
+# samples per block of the gradients: the one-hot of every translated configuration is
+# (block, G, N, C); blocks keep it near 2^22 values
+GRADIENT_BLOCK_VALUES = 1 << 22
+
+
+def gradients(model: RBMMultiValSymm, params, samples: jax.Array) -> jax.Array:
+    """Per-sample ∂ log ψ/∂θ (S, P), flat in ravel_pytree order (hidden_bias, kernel,
+    visible_bias), without the expanded kernel's gradient (S × N·C × G·F values) that autodiff
+    through ``expand`` would build: with t = tanh θ (G, F) of a sample,
+
+        ∂/∂W[f, i, c] = Σ_g t[g, f] [x_{π_g(i)} = c],  ∂/∂b_f = Σ_g t[g, f],  ∂/∂a_c = #{i: x_i = c}.
+    """
+    plain = expanded_model(model)
+    inner = expand(model, params)["RBM"]
+    perms = jnp.asarray(model.permutations.array)
+    g, c, f = model.n_symmetries, model.n_classes, model.features
+    real = jnp.finfo(model.param_dtype).dtype
+    dtype = inner["Dense"]["kernel"].dtype
+
+    def one(x):
+        v = jax.nn.one_hot(x, c, dtype=real).reshape(-1)
+        th = v @ inner["Dense"]["kernel"]
+        if plain.use_hidden_bias:
+            th = th + inner["Dense"]["bias"]
+        t = jnp.tanh(th).reshape(g, f)
+        moved = jax.nn.one_hot(x[perms], c, dtype=real)  # (G, N, C): x_{π_g(i)}
+        parts = {"kernel": jnp.einsum("gf,gnc->fnc", t, moved.astype(dtype))}
+        if model.use_hidden_bias:
+            parts["hidden_bias"] = jnp.sum(t, axis=0)
+        if model.use_visible_bias:
+            parts["visible_bias"] = jnp.sum(jax.nn.one_hot(x, c, dtype=real), axis=0).astype(dtype)
+        return jnp.concatenate([parts[k].reshape(-1) for k in sorted(parts)])
+
+    block = max(1, GRADIENT_BLOCK_VALUES // (g * model.n_sites * c))
+    return jax.lax.map(one, samples, batch_size=min(block, samples.shape[0]))
+
+
 def fast_paths(model: RBMMultiValSymm, hamiltonian) -> FastPaths:
-    """models/rbm_kernels.py's paths on the expanded parameters. The Jacobian is left to
-    autodiff (it has |G| times fewer columns than the plain RBM's; jax.grad through ``expand``
-    sums the expanded one over translations)."""
+    """models/rbm_kernels.py's paths on the expanded parameters, and per-sample gradients in
+    the tied parameters (``gradients``) for a dense Ō: it has G times fewer columns than the
+    plain RBM's, so the plain RBM's structured map buys nothing here."""
     plain = expanded_model(model)
     e_loc = rbm_kernels.local_energy(plain, hamiltonian)
 
@@ -139,7 +201,8 @@ def fast_paths(model: RBMMultiValSymm, hamiltonian) -> FastPaths:
         local_energy=lambda params, x: e_loc(expand(model, params), x),
         local_energy_block=rbm_kernels.local_energy_block(plain, hamiltonian),
         evaluator=_ExpandedIncremental(model),
+        gradients=partial(gradients, model),
     )
 
 
-__all__ = ["RBMMultiValSymm", "expand", "expanded_model", "fast_paths", "n_features"]
+__all__ = ["Permutations", "RBMMultiValSymm", "expand", "expanded_model", "fast_paths", "gradients", "n_features"]

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from nqs_cli.config import Config
 from nqs_cli.models import DeepSetMLP, DeepSetRelDistance, GaussianEnvelope, RBMMultiVal, activation_by_name
-from nqs_cli.models.rbm_symm import RBMMultiValSymm, n_features
+from nqs_cli.models.rbm_symm import Permutations, RBMMultiValSymm, n_features
 from nqs_cli.setup.lattice import automatic_sign_rule, build_lattice
 from nqs_cli.systems.continuum.space import ParticleSpace
 
@@ -94,7 +94,7 @@ def build_rbm(cfg: Config, space):
     perms = lattice.translations
     return RBMMultiValSymm(
         n_classes=space.local_dim,
-        permutations=tuple(map(tuple, perms.tolist())),
+        permutations=Permutations(perms),
         features=m.features or n_features(m.alpha, space.n_sites, space.local_dim, len(perms)),
         use_hidden_bias=m.use_hidden_bias,
         use_visible_bias=m.use_visible_bias,

@@ -19,7 +19,7 @@ from nqs_cli.systems.continuum.hamiltonian import ContinuousHamiltonian
 from nqs_cli.systems.continuum.space import ParticleSpace
 from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
 from nqs_cli.systems.lattice.operators import BondHamiltonian
-from nqs_cli.vmc.jacobians import dense_jacobian
+from nqs_cli.vmc.jacobians import centred, dense_jacobian
 from nqs_cli.vmc.rules import ExchangeRule, GaussianRule, HamiltonianRule, LocalRule
 
 Space = Union[FockSpace, SpinSpace, ParticleSpace]
@@ -63,6 +63,8 @@ class Problem:
         """Centred, scaled Jacobian Ō of log ψ at ``samples`` (N, n_dof); see vmc/jacobians.py."""
         if self.fast.jacobian is not None and not dense:
             return self.fast.jacobian(params, samples)
+        if self.fast.gradients is not None:
+            return centred(self.fast.gradients(params, samples))
         return dense_jacobian(self.log_psi, params, samples, chunk_size=chunk_size)
 
     def random_state(self, key):

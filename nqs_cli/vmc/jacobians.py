@@ -74,6 +74,10 @@ def dense_jacobian(log_psi, params, samples: jax.Array, chunk_size: int | None =
         return ravel_pytree(jax.grad(log_psi, holomorphic=holomorphic)(params, x))[0]
 
     jac = jax.vmap(row)(samples) if chunk_size is None else jax.lax.map(row, samples, batch_size=chunk_size)
-    n = samples.shape[0]
-    o_bar = (jac - jnp.mean(jac, axis=0, keepdims=True)) / jnp.sqrt(jnp.asarray(n, jac.dtype))
-    return DenseJacobian(o_bar=o_bar)
+    return centred(jac)
+
+
+def centred(jac: jax.Array) -> DenseJacobian:
+    """Ō from the per-sample gradients O (N, P): (O − ⟨O⟩)/√N."""
+    n = jac.shape[0]
+    return DenseJacobian(o_bar=(jac - jnp.mean(jac, axis=0, keepdims=True)) / jnp.sqrt(jnp.asarray(n, jac.dtype)))

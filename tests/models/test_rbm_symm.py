@@ -9,10 +9,10 @@ import pytest
 from lattice_cases import random_params, tiny
 
 from nqs_cli.models import RBMMultiVal
-from nqs_cli.models.rbm_symm import RBMMultiValSymm, expand, expanded_model, n_features
+from nqs_cli.models.rbm_symm import Permutations, RBMMultiValSymm, expand, expanded_model, gradients, n_features
 from nqs_cli.setup import build_problem
 from nqs_cli.systems.lattice.graph import Lattice
-from nqs_cli.vmc.jacobians import dense_jacobian
+from nqs_cli.vmc.jacobians import centred, dense_jacobian
 
 
 @pytest.mark.parametrize("graph, length, pbc, expected", [
@@ -35,7 +35,7 @@ def test_translations_are_a_group_of_lattice_automorphisms(graph, length, pbc, e
 
 def _symm_model(dtype=jnp.float64, **kw):
     lat = Lattice(graph="square", length=(3, 2), pbc=True)
-    perms = tuple(map(tuple, lat.translations.tolist()))
+    perms = Permutations(lat.translations)
     return lat, RBMMultiValSymm(n_classes=3, permutations=perms, features=2, param_dtype=dtype, **kw)
 
 
@@ -52,6 +52,9 @@ def test_invariant_and_equal_to_the_plain_rbm_with_expanded_parameters(dtype, hi
     plain = RBMMultiVal(n_classes=3, alpha=expanded_model(model).alpha, use_hidden_bias=hidden_bias,
                         use_visible_bias=visible_bias, param_dtype=dtype)
     np.testing.assert_allclose(plain.apply({"params": expand(model, params)}, xs), values, rtol=1e-12, atol=1e-12)
+    # per-sample gradients in the tied parameters = autodiff of the module (holomorphic for complex)
+    ref = dense_jacobian(lambda p_, x_: model.apply({"params": p_}, x_), params, xs)
+    np.testing.assert_allclose(centred(gradients(model, params, xs)).o_bar, ref.o_bar, rtol=1e-10, atol=1e-12)
     # not invariant under a permutation that is no translation
     swap = np.arange(lat.n_sites)
     swap[[0, 1]] = [1, 0]
