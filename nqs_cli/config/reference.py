@@ -30,7 +30,9 @@ bond once; r_i is the position of site i (nearest neighbours at distance 1).
   the field term is a constant). With `sign_rule` (on by default on a bipartite lattice when
   every J > 0 and J2 = 0) one sublattice is rotated by π about z (Marshall's rule): the
   off-diagonal elements change sign, the spectrum does not. With J2 ≠ 0 the rule is not exact;
-  with complex parameters it stays on as a reference sign that the amplitudes correct. J may
+  with complex parameters it stays on as a reference sign that the amplitudes correct,
+  rotating the sites of the collinear classical order of lowest energy (Néel, or stripes on
+  the square lattice beyond J2 = J/2). J may
   be a list, one coupling per bond colour of a custom graph.
 - `continuous` (`[space]`):
   H = −1/(2m) Σ_i ∇_i² + ½ m ω² Σ_i |x_i|² + Σ_{i<j} v(|x_i − x_j|), ω = `trap_omega`,

@@ -67,7 +67,39 @@ def build_heisenberg(cfg: Config, lattice: Lattice, space):
     if h.sign_rule and not lattice.is_bipartite:
         raise ValueError("hamiltonian.sign_rule: Marshall's sign rule needs a bipartite lattice (this one has odd loops)")
     sign_rule = automatic_sign_rule(cfg, lattice)[0] if h.sign_rule is None else h.sign_rule
-    return heisenberg(lattice, space, J=h.J, beta=h.beta, sign_rule=sign_rule, delta=h.delta, J2=h.J2, D=h.D, h=h.h)
+    rotated = reference_pattern(cfg, lattice)[0] if sign_rule else None
+    return heisenberg(lattice, space, J=h.J, beta=h.beta, sign_rule=sign_rule, delta=h.delta, J2=h.J2, D=h.D, h=h.h, rotated=rotated)
+
+
+def reference_pattern(cfg: Config, lattice: Lattice) -> tuple[np.ndarray, str]:
+    """The sites the sign rule rotates (0/1 per site) and their name. With J2 = 0: the
+    sublattice (Marshall, exact). With J2 != 0 (a reference sign for complex parameters): of the
+    collinear classical orders with wavevector components 0 or π that the lattice admits, the one
+    of lowest classical energy Σ_bonds J σ_i σ_j (σ = ±1 on the two sets of sites); ties keep
+    Marshall's sublattice. On the square lattice this is Néel for J2 < J/2 and stripes beyond."""
+    sub = np.asarray(lattice.sublattice, np.int64)
+    h = cfg.hamiltonian
+    if h.J2 == 0:
+        return sub, "the sublattice"
+    candidates = [(sub, "Néel (Q = π on every axis)")]
+    if lattice.graph in ("chain", "square", "hypercube"):
+        for axis in range(lattice.dims):
+            wraps_evenly = not lattice.periodic[axis] or lattice.lengths[axis] % 2 == 0
+            other = [a for a in range(lattice.dims) if a != axis]
+            if wraps_evenly and other:
+                name = "stripes (Q = π along axis " + str(axis) + ", 0 along " + ", ".join(map(str, other)) + ")"
+                candidates.append(((lattice.coords[:, axis] % 2).astype(np.int64), name))
+    js = np.atleast_1d(np.asarray(h.J, np.float64))
+    types = lattice.edge_colors
+    edges, nnn = lattice.edges, lattice.next_nearest_edges
+
+    def energy(pattern):
+        sigma = 1 - 2 * pattern
+        return float(np.sum(js[types] * sigma[edges[:, 0]] * sigma[edges[:, 1]]) + h.J2 * np.sum(sigma[nnn[:, 0]] * sigma[nnn[:, 1]]))
+
+    energies = [energy(p) for p, _ in candidates]
+    best = int(np.argmin(np.round(energies, 9)))
+    return candidates[best]
 
 
 def rule_local(lattice: Lattice, space, hamiltonian) -> LocalRule:
@@ -128,7 +160,8 @@ def automatic_sign_rule(cfg: Config, lattice: Lattice | None = None) -> tuple[bo
     if ham.J2 != 0 and not cfg.model.param_dtype.startswith("complex"):
         return False, "J2 != 0 frustrates the exchange"
     if ham.J2 != 0:
-        return True, "bipartite lattice, J > 0; with J2 != 0 not exact: a reference sign that the complex parameters correct"
+        name = reference_pattern(cfg, lattice)[1]
+        return True, f"bipartite lattice, J > 0; with J2 != 0 not exact: a reference sign ({name}, the classical order) that the complex parameters correct"
     return True, "bipartite lattice, J > 0"
 
 

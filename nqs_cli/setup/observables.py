@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nqs_cli.config import Config
-from nqs_cli.setup.lattice import automatic_sign_rule, build_lattice
+from nqs_cli.setup.lattice import automatic_sign_rule, build_lattice, reference_pattern
 from nqs_cli.setup.problem import Problem
 from nqs_cli.systems.lattice.observables import LatticeObservables
 
@@ -21,7 +21,7 @@ def build_observables(cfg: Config, problem: Problem) -> LatticeObservables | tup
     rotated = None
     if cfg.hamiltonian.kind == "heisenberg":
         sign_rule = cfg.hamiltonian.sign_rule if cfg.hamiltonian.sign_rule is not None else automatic_sign_rule(cfg)[0]
-        rotated = np.asarray(lattice.sublattice == 1) if sign_rule else None
+        rotated = np.asarray(reference_pattern(cfg, lattice)[0] == 1) if sign_rule else None
     return LatticeObservables(lattice, problem.space, tuple(obs.names), obs.max_distance, obs.edge_sites, rotated)
 
 

@@ -11,6 +11,7 @@ from nqs_cli import config
 from nqs_cli.app.cli import app
 from nqs_cli.config.export import to_toml
 from nqs_cli.run import run_dir as rd
+from nqs_cli.setup.lattice import automatic_sign_rule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,7 +102,7 @@ def test_complex_parameters_keep_marshall_as_a_reference_sign_with_j2(tmp_path):
     result, _ = _validate(tmp_path, complex_)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "a reference sign that the complex" in out
+    assert "a reference sign" in out
     assert '"translation"' in out and "auto (complex parameters with a sign reference on a periodic lattice)" in out
     explicit, _ = _validate(tmp_path, complex_.replace("J2 = 0.5\n", "J2 = 0.5\nsign_rule = true\n"))
     assert explicit.exit_code == 0, explicit.output
@@ -109,6 +110,11 @@ def test_complex_parameters_keep_marshall_as_a_reference_sign_with_j2(tmp_path):
     assert '"none"' in off.output and "auto (no sign reference (hamiltonian.sign_rule is off))" in off.output
     open_chain, _ = _validate(tmp_path, complex_.replace("length = 6\n", "length = 6\npbc = false\n"))
     assert "auto (the lattice is not periodic along every axis)" in open_chain.output
+    square = '[lattice]\ngraph = "square"\nlength = 4\n[hilbert]\nkind = "spin"\ns = 0.5\ntotal_sz = 0\n[hamiltonian]\nkind = "heisenberg"\n'
+    for j2, order in (("0.3", "Néel (Q = π on every axis)"), ("0.5", "Néel (Q = π on every axis)"), ("0.7", "stripes (Q = π along axis 0, 0 along 1)")):
+        cfg = config.from_dict(tomllib.loads(square + f"J2 = {j2}\n[model]\nparam_dtype = \"complex128\"\n"))
+        on, why = automatic_sign_rule(cfg)
+        assert on and f"a reference sign ({order}, the classical order)" in why
     real, _ = _validate(tmp_path, SPIN + "J2 = 0.5\n")
     assert "auto (real parameters)" in real.output
 

@@ -97,6 +97,18 @@ def test_heisenberg_terms_match_kronecker_reference(lattice, s, total_sz, terms)
         np.testing.assert_allclose(rotated, d[:, None] * reference * d[None, :], rtol=0, atol=1e-12)
 
 
+def test_any_rotated_pattern_with_j2_is_the_similarity_d_h_d():
+    """Stripes (or any set of rotated sites) as the reference sign: H -> D H D exactly."""
+    lat = Lattice("square", 4, pbc=True)
+    space = SpinSpace(16, 0.5, total_sz=0)
+    states = space.all_states()
+    stripes = (lat.coords[:, 0] % 2).astype(np.int64)
+    plain = heisenberg(lat, space, J2=0.7, sign_rule=False).to_dense(states)
+    rotated = heisenberg(lat, space, J2=0.7, sign_rule=True, rotated=stripes).to_dense(states)
+    d = (-1.0) ** (states[:, stripes == 1].sum(axis=1) % 2)
+    np.testing.assert_allclose(rotated, d[:, None] * plain * d[None, :], rtol=0, atol=1e-12)
+
+
 def test_sign_rule_with_j2_keeps_the_spectrum_and_defaults_off():
     lat, space = Lattice("chain", 6), SpinSpace(6, 0.5, total_sz=0)
     states = space.all_states()

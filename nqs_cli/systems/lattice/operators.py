@@ -343,6 +343,7 @@ def heisenberg(
     J2: float = 0.0,
     D: float = 0.0,
     h: float = 0.0,
+    rotated: np.ndarray | None = None,
 ) -> BondHamiltonian:
     """H = sum_<ij> J [XXZ_ij + beta (S_i.S_j)^2] + J2 sum_<<ij>> XXZ_ij + D sum (S^z_i)^2
     - h sum S^z_i, with XXZ_ij = S^x_i S^x_j + S^y_i S^y_j + delta S^z_i S^z_j; optionally
@@ -351,7 +352,8 @@ def heisenberg(
     ``J`` is one exchange or one per bond colour of the lattice; the J2 bonds are the lattice's
     next-nearest pairs, after the nearest ones. ``sign_rule`` (default: ``marshall_applies``)
     rotates sublattice 1 by pi about z, multiplying each off-diagonal bond element by
-    (-1)^(Delta m on the sublattice-1 site); the spectrum is unchanged.
+    (-1)^(Delta m on the sublattice-1 site); the spectrum is unchanged. With J2 != 0 another
+    pattern of rotated sites may be given (``rotated``: 0/1 per site, e.g. stripes).
     """
     _check_sizes(lattice, space)
     if sign_rule is None:
@@ -377,8 +379,8 @@ def heisenberg(
     a = np.arange(d * d)
     delta_i = (a // d)[None, :] - (a // d)[:, None]  # Delta m on the first site, (a -> b)
     delta_j = (a % d)[None, :] - (a % d)[:, None]
-    sub = lattice.sublattice
-    if J2 == 0:
+    sub = lattice.sublattice if rotated is None else np.asarray(rotated, np.int64)
+    if J2 == 0 and rotated is None:
         # type 2t: the second site of the edge is on sublattice 1; type 2t + 1: the first one is
         ops = np.stack([op for bond in bonds for op in (bond * (-1.0) ** delta_j, bond * (-1.0) ** delta_i)])
         types = 2 * types + sub[edges[:, 0]]
