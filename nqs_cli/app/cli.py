@@ -209,7 +209,10 @@ def automatic_values(cfg, training) -> dict:
         found["model.symmetry"] = automatic_symmetry(cfg)
     if cfg.model.kind == "rbm-multival" and cfg.model.features is None:
         model = training.problem.model
-        found["model.features"] = (model.features, "ceil(4 × alpha × N × d / G)") if hasattr(model, "features") else (None, "unused: the plain RBM")
+        from nqs_cli.models.rbm_symm import HIDDEN_FACTOR
+
+        rule = f"ceil({HIDDEN_FACTOR} × alpha × N × d / G)"
+        found["model.features"] = (model.features, rule) if hasattr(model, "features") else (None, "unused: the plain RBM")
     if not cfg.is_continuous:
         from nqs_cli.setup.lattice import automatic_trap_center
 

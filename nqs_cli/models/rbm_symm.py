@@ -9,8 +9,8 @@ fewer parameters than the plain RBM with the same hidden units. Without structur
 exploit this would be just another network; with it, it *is* an ``RBMMultiVal`` whose kernel
 is tied, K[(j, c), (g, f)] = W[f, π_g⁻¹(j), c] (``expand``): the gather-based log ψ, the
 O(H)-per-connection local energies and the incremental sampler cache of models/rbm_kernels.py
-run unchanged on the expanded parameters, and autodiff through ``expand`` gives the
-Jacobian in the tied parameters (the sum over translations of the expanded one).
+run unchanged on the expanded parameters; the per-sample gradients in the tied parameters
+(the sum over translations of the expanded ones) are formed directly (``gradients``).
 Checked against the module and jax.grad in tests/models/test_rbm_symm.py.
 """
 
@@ -160,7 +160,6 @@ def gradients(model: RBMMultiValSymm, params, samples: jax.Array) -> jax.Array:
 
         ∂/∂W[f, i, c] = Σ_g t[g, f] [x_{π_g(i)} = c],  ∂/∂b_f = Σ_g t[g, f],  ∂/∂a_c = #{i: x_i = c}.
     """
-    plain = expanded_model(model)
     inner = expand(model, params)["RBM"]
     perms = jnp.asarray(model.permutations.array)
     g, c, f = model.n_symmetries, model.n_classes, model.features
@@ -170,7 +169,7 @@ def gradients(model: RBMMultiValSymm, params, samples: jax.Array) -> jax.Array:
     def one(x):
         v = jax.nn.one_hot(x, c, dtype=real).reshape(-1)
         th = v @ inner["Dense"]["kernel"]
-        if plain.use_hidden_bias:
+        if model.use_hidden_bias:
             th = th + inner["Dense"]["bias"]
         t = jnp.tanh(th).reshape(g, f)
         moved = jax.nn.one_hot(x[perms], c, dtype=real)  # (G, N, C): x_{π_g(i)}

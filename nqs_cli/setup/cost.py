@@ -13,13 +13,11 @@ import math
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from nqs_cli.config import Config
 from nqs_cli.config.schema import couplings
 from nqs_cli.models.rbm_symm import n_features
 from nqs_cli.setup.lattice import build_lattice
-from nqs_cli.setup.models import automatic_symmetry
+from nqs_cli.setup.models import resolved_symmetry
 
 MAX_MOVES_PER_ITERATION = 1e10  # Metropolis proposals: ~100 s per iteration even at 1e8/s
 MEMORY_FRACTION = 0.8  # of the machine's physical memory
@@ -152,6 +150,4 @@ def symmetry_group_size(cfg: Config) -> int:
         lattice = build_lattice(cfg)
     except ValueError:
         return 0
-    if (cfg.model.symmetry or automatic_symmetry(cfg, lattice)[0]) == "none":
-        return 0
-    return int(np.prod([n for n, p in zip(lattice.lengths, lattice.periodic) if p])) if lattice.graph != "custom" else 1
+    return 0 if resolved_symmetry(cfg, lattice) == "none" else lattice.n_translations

@@ -81,12 +81,16 @@ def automatic_symmetry(cfg: Config, lattice=None) -> tuple[str, str]:
     return "translation", "complex parameters with a sign reference on a periodic lattice"
 
 
+def resolved_symmetry(cfg: Config, lattice) -> str:
+    """``model.symmetry``, or what an unset one resolves to."""
+    return cfg.model.symmetry or automatic_symmetry(cfg, lattice)[0]
+
+
 def build_rbm(cfg: Config, space):
     """``rbm-multival``: the plain RBM, or its translation-symmetric form (``model.symmetry``)."""
     lattice = build_lattice(cfg)
     m = cfg.model
-    symmetry = m.symmetry or automatic_symmetry(cfg, lattice)[0]
-    if symmetry == "none":
+    if resolved_symmetry(cfg, lattice) == "none":
         if m.features is not None:
             raise ValueError(f"model.features: only the translation-symmetric RBM has features; model.symmetry is none ({automatic_symmetry(cfg, lattice)[1]})"
                              if m.symmetry is None else "model.features: only the translation-symmetric RBM has features; model.symmetry is none")

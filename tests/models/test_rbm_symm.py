@@ -22,7 +22,7 @@ from nqs_cli.vmc.jacobians import centred, dense_jacobian
 def test_translations_are_a_group_of_lattice_automorphisms(graph, length, pbc, expected):
     lat = Lattice(graph=graph, length=length, pbc=pbc)
     perms = lat.translations
-    assert perms.shape == (expected, lat.n_sites)
+    assert perms.shape == (expected, lat.n_sites) and lat.n_translations == expected
     np.testing.assert_array_equal(perms[0], np.arange(lat.n_sites))
     bonds = {tuple(e) for e in lat.edges.tolist()}
     rows = {tuple(p) for p in perms.tolist()}

@@ -138,6 +138,11 @@ class Lattice:
         vectors, basis = _GEOMETRY[self.graph]
         return self.coords @ vectors + np.tile(basis, (len(self.coords) // len(basis), 1))
 
+    @property
+    def n_translations(self) -> int:
+        """G, the number of rows of ``translations``, without building them."""
+        return 1 if self.graph == "custom" else int(np.prod([n for n, p in zip(self.lengths, self.periodic) if p]))
+
     @cached_property
     def translations(self) -> np.ndarray:
         """(G, n_sites) int64 site permutations of the translations along the periodic axes
