@@ -207,6 +207,10 @@ def automatic_values(cfg, training) -> dict:
         from nqs_cli.setup.models import automatic_symmetry
 
         found["model.symmetry"] = automatic_symmetry(cfg)
+    if cfg.model.kind == "rbm-multival" and cfg.model.spiral_phase is None:
+        from nqs_cli.setup.models import automatic_spiral_phase
+
+        found["model.spiral_phase"] = automatic_spiral_phase(cfg)
     if cfg.model.kind == "rbm-multival" and cfg.model.features is None:
         model = training.problem.model
         from nqs_cli.models.rbm_symm import HIDDEN_FACTOR

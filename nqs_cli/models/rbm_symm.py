@@ -43,35 +43,45 @@ def n_features(alpha: float, n_sites: int, n_classes: int, n_symmetries: int) ->
     return max(1, -(-HIDDEN_FACTOR * int(alpha * n_sites * n_classes) // n_symmetries))
 
 
-class Permutations:
-    """A read-only (G, N) integer array of site permutations that a flax module can hold as a
-    field: hashed and compared by content (a tuple of tuples would cost G·N Python ints)."""
+class FrozenArray:
+    """A read-only numpy array that a flax module can hold as a field: hashed and compared by
+    content (a tuple of tuples would cost one Python object per entry)."""
+
+    def __init__(self, array, dtype=np.float64):
+        self.array = np.array(array, dtype=dtype)
+        self.array.setflags(write=False)
+        self._hash = hash((self.array.shape, self.array.dtype.str, self.array.tobytes()))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and self.array.shape == other.array.shape and bool(np.all(self.array == other.array))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({' × '.join(map(str, self.array.shape))})"
+
+
+class Permutations(FrozenArray):
+    """(G, N) integer site permutations, π_g(i) = ``array[g, i]``."""
 
     def __init__(self, array):
-        self.array = np.array(array, dtype=np.int64)
-        self.array.setflags(write=False)
-        self._hash = hash((self.array.shape, self.array.tobytes()))
+        super().__init__(array, dtype=np.int64)
 
     @cached_property
     def inverse(self) -> np.ndarray:
         """π_g⁻¹ of every row."""
         return np.argsort(self.array, axis=1)
 
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Permutations) and self.array.shape == other.array.shape and bool(np.all(self.array == other.array))
-
-    def __repr__(self) -> str:
-        return f"Permutations({self.array.shape[0]} × {self.array.shape[1]})"
-
 
 class RBMMultiValSymm(nn.Module):
     """Input: local indices x (..., N); ``permutations``: (G, N) site permutations, π_g(i) as
     ``permutations.array[g, i]`` (a ``Permutations``). Params:
     ``kernel`` (F, N, C), ``hidden_bias`` (F,) if ``use_hidden_bias``, ``visible_bias`` (C,)
-    if ``use_visible_bias`` (one per local state, the same on every site)."""
+    if ``use_visible_bias`` (one per local state, the same on every site). ``phase``: an
+    optional fixed (N, C) ``FrozenArray`` of angles, log ψ += i Σ_i phase[i, x_i] (a reference
+    phase, not trained; complex parameters only): translating x shifts it by a constant in a
+    sector where Σ_i phase[i, x_i] changes so (a spiral at fixed total S^z)."""
 
     n_classes: int
     permutations: Permutations
@@ -82,6 +92,7 @@ class RBMMultiValSymm(nn.Module):
     kernel_init: Any = default_init
     hidden_bias_init: Any = default_init
     visible_bias_init: Any = default_init
+    phase: FrozenArray | None = None
 
     @property
     def n_sites(self) -> int:
@@ -108,19 +119,20 @@ class RBMMultiValSymm(nn.Module):
             bias = inner["Dense"]["bias"]
             th = th + bias.reshape((1,) * (th.ndim - 1) + bias.shape)
         out = jnp.sum(log_cosh(th), axis=-1)
-        return out + x_oh @ inner["visible_bias"] if self.use_visible_bias else out
+        return out + x_oh @ inner["visible_bias"] if "visible_bias" in inner else out
 
 
 def expanded_model(model: RBMMultiValSymm) -> RBMMultiVal:
     """The plain ``RBMMultiVal`` whose parameters ``expand`` produces (for the kernels)."""
     return RBMMultiVal(n_classes=model.n_classes, alpha=model.n_symmetries * model.features / (model.n_sites * model.n_classes),
-                       use_hidden_bias=model.use_hidden_bias, use_visible_bias=model.use_visible_bias, param_dtype=model.param_dtype)
+                       use_hidden_bias=model.use_hidden_bias, use_visible_bias=model.use_visible_bias or model.phase is not None,
+                       param_dtype=model.param_dtype)
 
 
 def expand(model: RBMMultiValSymm, params) -> dict:
     """The tied parameters as an ``RBMMultiVal`` tree: kernel (N·C, G·F) with
     K[(j, c), (g, f)] = W[f, π_g⁻¹(j), c], hidden bias b_f on every (g, f), visible bias a_c
-    on every site. Linear in ``params``."""
+    on every site, plus i·``phase`` (the fixed reference phase, if any). Affine in ``params``."""
     perms = model.permutations.array
     inverse = model.permutations.inverse  # π_g⁻¹(j)
     w = params["kernel"]  # (F, N, C)
@@ -134,6 +146,11 @@ def expand(model: RBMMultiValSymm, params) -> dict:
     inner = {"Dense": dense}
     if model.use_visible_bias:
         inner["visible_bias"] = jnp.tile(params["visible_bias"], n)
+    if model.phase is not None:
+        if not jnp.issubdtype(model.param_dtype, jnp.complexfloating):
+            raise ValueError("a reference phase needs complex parameters")
+        phase = 1j * jnp.asarray(model.phase.array.reshape(n * c))
+        inner["visible_bias"] = inner.get("visible_bias", 0) + phase.astype(model.param_dtype)
     return {"RBM": inner}
 
 
@@ -204,4 +221,4 @@ def fast_paths(model: RBMMultiValSymm, hamiltonian) -> FastPaths:
     )
 
 
-__all__ = ["Permutations", "RBMMultiValSymm", "expand", "expanded_model", "fast_paths", "gradients", "n_features"]
+__all__ = ["FrozenArray", "Permutations", "RBMMultiValSymm", "expand", "expanded_model", "fast_paths", "gradients", "n_features"]

@@ -51,6 +51,7 @@ ADDED_KEYS = {
     "hamiltonian.h": 0.0,
     "model.symmetry": None,
     "model.features": None,
+    "model.spiral_phase": None,
 }
 
 

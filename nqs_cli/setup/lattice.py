@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
+import scipy.optimize
 
 from nqs_cli.config import Config, lattice_dims
 from nqs_cli.config.schema import couplings, lattice_lengths
@@ -100,6 +103,66 @@ def reference_pattern(cfg: Config, lattice: Lattice) -> tuple[np.ndarray, str]:
     energies = [energy(p) for p, _ in candidates]
     best = int(np.argmin(np.round(energies, 9)))
     return candidates[best]
+
+
+# wavevectors per axis on the grid that brackets the infinite lattice's classical minimum
+# before it is refined (dims <= 3: at most 48^3 energies)
+_SPIRAL_GRID = 48
+
+
+def classical_spiral(cfg: Config, lattice: Lattice) -> tuple[np.ndarray | None, str]:
+    """(φ, why): the angles φ_i = Q·c_i (c_i the cell coordinates) of the coplanar classical
+    spiral S_i = (cos φ_i, sin φ_i, 0) of lowest energy E(Q) = Σ_bonds J cos(φ_i − φ_j) (+ J2 on
+    the next-nearest bonds) among the wavevectors the periodic lattice admits (Q_a = 2π n/L_a),
+    or None and the reason there is none. There is one only where a phase is needed and
+    well defined: a spin Hamiltonian with every J > 0 on a non-bipartite Bravais lattice that is
+    periodic along every axis, and whose cluster admits the classical order of the infinite
+    lattice (its best spiral reaches the infinite lattice's minimum of E(Q)); on a cluster that
+    frustrates that order (the triangular 4×3 torus) the ground state need not have the zero
+    crystal momentum a translation-symmetric state has. On the triangular lattice this is the
+    120° order."""
+    h = cfg.hamiltonian
+    if h.kind != "heisenberg":
+        return None, "not a spin Hamiltonian"
+    if lattice.graph == "custom" or lattice.n_basis != 1:
+        return None, "not a Bravais lattice (one site per cell)"
+    if not all(lattice.periodic):
+        return None, "the lattice is not periodic along every axis"
+    if lattice.is_bipartite:
+        return None, "the lattice is bipartite (a collinear order: hamiltonian.sign_rule)"
+    if min(couplings(h)) <= 0:
+        return None, "J <= 0 (ferromagnet)"
+    edges, nnn = lattice.edges, lattice.next_nearest_edges if h.J2 != 0 else np.zeros((0, 2), np.int64)
+    coords = lattice.coords
+    lengths = np.asarray(lattice.lengths, np.float64)
+    # bond displacements in cell units, unwrapped to the nearest image
+    d1 = _unwrapped(coords[edges[:, 1]] - coords[edges[:, 0]], lengths)
+    d2 = _unwrapped(coords[nnn[:, 1]] - coords[nnn[:, 0]], lengths)
+    J = float(couplings(h)[0])
+
+    def energy(q):  # (..., dims) wavevectors -> (...) energies
+        return J * np.cos(q @ d1.T).sum(-1) + h.J2 * np.cos(q @ d2.T).sum(-1)
+
+    commensurate = 2 * np.pi * np.indices(lattice.lengths).reshape(lattice.dims, -1).T / lengths
+    e_cluster = energy(commensurate)
+    best = int(np.argmin(np.round(e_cluster, 9)))
+    grid = 2 * np.pi * np.indices((_SPIRAL_GRID,) * lattice.dims).reshape(lattice.dims, -1).T / _SPIRAL_GRID
+    e_grid = energy(grid)
+    starts = grid[np.argsort(e_grid)[:4]]
+    e_infinite = min(float(e_grid.min()), *(float(scipy.optimize.minimize(energy, q, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12}).fun) for q in starts))
+    q = commensurate[best]
+    if e_cluster[best] > e_infinite + 1e-6 * max(1.0, abs(e_infinite)):
+        return None, (f"the {'×'.join(map(str, lattice.lengths))} cluster frustrates the classical order (best spiral {e_cluster[best] / lattice.n_sites:.4f} "
+                      f"per site against {e_infinite / lattice.n_sites:.4f}), so its ground state need not have zero momentum")
+    angle = np.degrees(np.abs(np.angle(np.exp(1j * (q @ d1[0]))))) if len(d1) else 0.0
+    steps = np.rint(q * lengths / (2 * np.pi)).astype(int)
+    name = "Q = 2π·(" + ", ".join(str(Fraction(int(n), int(length))) for n, length in zip(steps, lengths)) + f"), {angle:.0f}° between neighbours"
+    return coords @ q, name
+
+
+def _unwrapped(delta: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Cell displacements wrapped into [−L/2, L/2) on every (periodic) axis."""
+    return (delta + lengths // 2) % lengths - lengths // 2
 
 
 def rule_local(lattice: Lattice, space, hamiltonian) -> LocalRule:

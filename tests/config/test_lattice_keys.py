@@ -4,6 +4,7 @@ contradictions that exit 2 with one line naming the key."""
 import json
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -11,7 +12,7 @@ from nqs_cli import config
 from nqs_cli.app.cli import app
 from nqs_cli.config.export import to_toml
 from nqs_cli.run import run_dir as rd
-from nqs_cli.setup.lattice import automatic_sign_rule
+from nqs_cli.setup.lattice import automatic_sign_rule, build_lattice, classical_spiral
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,11 +77,13 @@ def test_trap_table_round_trips_and_old_run_directories_keep_their_hash():
 
 def test_run_directories_from_before_the_symmetry_keys_keep_their_hash():
     plain = config.to_dict(config.from_dict(tomllib.loads(SPIN)))
-    assert plain["model"]["symmetry"] is None and plain["model"]["features"] is None
-    old = {**plain, "model": {k: v for k, v in plain["model"].items() if k not in ("symmetry", "features")}}
+    added = ("symmetry", "features", "spiral_phase")
+    assert all(plain["model"][k] is None for k in added)
+    old = {**plain, "model": {k: v for k, v in plain["model"].items() if k not in added}}
     assert rd.problem_hash(old) == rd.problem_hash(plain)
-    chosen = {**plain, "model": {**plain["model"], "symmetry": "translation"}}
-    assert rd.problem_hash(chosen) != rd.problem_hash(plain)
+    for key, value in (("symmetry", "translation"), ("spiral_phase", True)):
+        chosen = {**plain, "model": {**plain["model"], key: value}}
+        assert rd.problem_hash(chosen) != rd.problem_hash(plain)
 
 
 def test_validate_prints_resolved_terms_sign_rule_and_field_note(tmp_path):
@@ -119,6 +122,41 @@ def test_complex_parameters_keep_marshall_as_a_reference_sign_with_j2(tmp_path):
     assert "auto (real parameters)" in real.output
 
 
+TRIANGULAR = SPIN.replace('"chain"', '"triangular"').replace("length = 6", "length = [6, 3]")
+COMPLEX = '[model]\nparam_dtype = "complex128"\n'
+
+
+def test_the_spiral_phase_is_the_classical_order_where_the_cluster_admits_it(tmp_path):
+    """The 120° order on triangular tori whose lengths are multiples of 3 (every bond at 120°,
+    E = −3N/2 · S²); none on a cluster that frustrates it, on bipartite, non-Bravais or open
+    lattices; validate resolves it (and the symmetric model with it) and says why."""
+    for lengths in ("[6, 3]", "[3, 6]", "[6, 6]"):
+        cfg = config.from_dict(tomllib.loads(TRIANGULAR.replace("[6, 3]", lengths) + COMPLEX))
+        lattice = build_lattice(cfg)
+        phi, why = classical_spiral(cfg, lattice)
+        assert "120° between neighbours" in why
+        np.testing.assert_allclose(np.cos(phi[lattice.edges[:, 0]] - phi[lattice.edges[:, 1]]), -0.5, atol=1e-12)
+    for text, reason in (
+        (TRIANGULAR.replace("[6, 3]", "[4, 3]"), "the 4×3 cluster frustrates the classical order"),
+        (TRIANGULAR + "J2 = 0.5\n", "the 6×3 cluster frustrates the classical order"),  # a collinear order beyond J2 = J/8: needs even lengths
+        (TRIANGULAR.replace("length = [6, 3]", "length = [6, 3]\npbc = [true, false]"), "not periodic along every axis"),
+        (SPIN, "the lattice is bipartite"),
+        (TRIANGULAR.replace('"triangular"', '"kagome"').replace("[6, 3]", "[2, 2]"), "not a Bravais lattice"),
+        (TRIANGULAR + "J = -1.0\n", "J <= 0"),
+    ):
+        cfg = config.from_dict(tomllib.loads(text + COMPLEX))
+        phi, why = classical_spiral(cfg, build_lattice(cfg))
+        assert phi is None and reason in why, why
+    result, _ = _validate(tmp_path, TRIANGULAR + COMPLEX)
+    assert result.exit_code == 0, result.output
+    assert "auto (the classical spiral Q = 2π·(1/3, 2/3), 120° between neighbours)" in result.output
+    assert "auto (complex parameters with a reference phase (model.spiral_phase) on a periodic lattice)" in result.output
+    frustrated, _ = _validate(tmp_path, TRIANGULAR.replace("[6, 3]", "[4, 3]") + COMPLEX)
+    assert '"none"' in frustrated.output and "frustrates the classical order" in frustrated.output
+    real, _ = _validate(tmp_path, TRIANGULAR)
+    assert "auto (real parameters)" in real.output
+
+
 @pytest.mark.parametrize(
     "text, args, expected",
     [
@@ -143,6 +181,10 @@ def test_complex_parameters_keep_marshall_as_a_reference_sign_with_j2(tmp_path):
         (SPIN.replace('"chain"', '"square"').replace("length = 6", "length = 4"), ["--set", "lattice.pbc=[true, false, true]"], "lattice.pbc: expected one value per dimension (2"),
         (SPIN.replace('"chain"', '"square"'), ["--set", "lattice.length=[4, 0]"], "lattice.length: expected >= 1"),
         (SPIN, ["--set", "lattice.pbc=[1, 0]"], "lattice.pbc: expected true or false or a list of true/false"),
+        (TRIANGULAR.replace("[6, 3]", "[4, 3]") + COMPLEX + "spiral_phase = true\n", [], "model.spiral_phase: no classical spiral to take the phase from: the 4×3 cluster frustrates"),
+        (TRIANGULAR + "[model]\nspiral_phase = true\n", [], "model.spiral_phase: a phase needs complex parameters"),
+        (TRIANGULAR + COMPLEX + 'spiral_phase = true\nsymmetry = "none"\n', [], "model.spiral_phase: the phase is held by the translation-symmetric RBM"),
+        (SPIN + COMPLEX + "spiral_phase = true\n", [], "model.spiral_phase: no classical spiral to take the phase from: the lattice is bipartite"),
     ],
 )
 def test_contradictions_exit_2_with_one_line(tmp_path, text, args, expected):

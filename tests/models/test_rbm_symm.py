@@ -68,12 +68,17 @@ def test_default_features_give_four_times_the_plain_rbms_hidden_units():
     assert n_features(0.01, 4, 2, 4) == 1
 
 
-@pytest.mark.parametrize("param_dtype", ["float64", "complex128"])
-def test_fast_paths_equal_the_generic_ones(param_dtype):
-    extra = dict(model__symmetry="translation", model__param_dtype=param_dtype, hamiltonian__sign_rule=False)
+# a triangular 3×3 torus of spins 1/2 in the S^z = 1/2 sector: the 120° spiral's phase is on
+TRIANGULAR = dict(lattice__graph="triangular", lattice__length=[3, 3], hilbert__s=0.5, hilbert__total_sz=0.5, hamiltonian__beta=0.0)
+
+
+@pytest.mark.parametrize("param_dtype, case", [("float64", {}), ("complex128", {}), ("complex128", TRIANGULAR)])
+def test_fast_paths_equal_the_generic_ones(param_dtype, case):
+    extra = dict(model__symmetry="translation", model__param_dtype=param_dtype, hamiltonian__sign_rule=False, **case)
     problem = tiny("heisenberg", **extra)
     generic = build_problem(problem_config := __import__("lattice_cases").tiny_config("heisenberg", **extra), fast=False)
     assert isinstance(problem.model, RBMMultiValSymm) and problem_config.model.symmetry == "translation"
+    assert (problem.model.phase is not None) == bool(case)
     params = random_params(problem)
     xs = jnp.asarray(problem.space.all_states())
     lp = jax.vmap(problem.log_psi, (None, 0))(params, xs)
@@ -130,3 +135,28 @@ def test_a_frustrated_ring_with_complex_parameters_trains_resumes_and_reports_it
         return [{k: v for k, v in json.loads(line).items() if k != "wall_s"} for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
 
     assert rows("b") == rows("a")
+
+
+def test_the_reference_phase_is_the_spirals_and_keeps_the_state_translation_symmetric_at_fixed_sz():
+    """log ψ with the phase = log ψ without it + i Σ_i Q·c_i m(x_i); translating x shifts it by
+    the same −i Q·t S^z for every configuration of the sector (a constant: the same state)."""
+    from lattice_cases import tiny_config
+
+    cfg = tiny_config("heisenberg", model__param_dtype="complex128", **TRIANGULAR)
+    problem = build_problem(cfg)
+    model = problem.model
+    assert model.phase is not None and cfg.model.spiral_phase is None  # resolved automatically
+    params = random_params(problem)
+    xs = jnp.asarray(problem.space.all_states())
+    lp = model.apply({"params": params}, xs)
+    bare = RBMMultiValSymm(n_classes=2, permutations=model.permutations, features=model.features, param_dtype=jnp.complex128)
+    lattice = Lattice(graph="triangular", length=(3, 3), pbc=True)
+    phi = 2 * np.pi * lattice.coords @ np.array([1 / 3, 2 / 3])  # the 120° spiral of this torus
+    m = np.asarray(xs) - 0.5
+    np.testing.assert_allclose(lp, bare.apply({"params": params}, xs) + 1j * m @ phi, rtol=1e-12, atol=1e-12)
+    for perm in lattice.translations[1:]:
+        shift = np.exp(1j * np.asarray(model.apply({"params": params}, xs[:, perm]) - lp).imag)
+        np.testing.assert_allclose(np.asarray(model.apply({"params": params}, xs[:, perm]) - lp).real, 0, atol=1e-12)
+        np.testing.assert_allclose(shift, shift[0], atol=1e-12)
+    with pytest.raises(ValueError, match="complex parameters"):
+        RBMMultiValSymm(n_classes=2, permutations=model.permutations, features=1, phase=model.phase).init(jax.random.key(0), xs[0])
