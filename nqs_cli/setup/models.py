@@ -101,7 +101,7 @@ def automatic_symmetry(cfg: Config, lattice=None) -> tuple[str, str]:
         return "translation", "complex parameters with a reference phase (model.spiral_phase) on a periodic lattice"
     sign_rule = cfg.hamiltonian.sign_rule if cfg.hamiltonian.sign_rule is not None else automatic_sign_rule(cfg, lattice)[0]
     if not sign_rule:
-        return "none", "no sign reference (hamiltonian.sign_rule is off) and no reference phase (model.spiral_phase)"
+        return "none", "no sign reference (hamiltonian.sign_rule off, no model.spiral_phase)"
     return "translation", "complex parameters with a sign reference on a periodic lattice"
 
 

@@ -110,7 +110,7 @@ def test_complex_parameters_keep_marshall_as_a_reference_sign_with_j2(tmp_path):
     explicit, _ = _validate(tmp_path, complex_.replace("J2 = 0.5\n", "J2 = 0.5\nsign_rule = true\n"))
     assert explicit.exit_code == 0, explicit.output
     off, _ = _validate(tmp_path, complex_.replace("J2 = 0.5\n", "J2 = 0.5\nsign_rule = false\n"))
-    assert '"none"' in off.output and "auto (no sign reference (hamiltonian.sign_rule is off))" in off.output
+    assert '"none"' in off.output and "auto (no sign reference (hamiltonian.sign_rule off, no model.spiral_phase))" in off.output
     open_chain, _ = _validate(tmp_path, complex_.replace("length = 6\n", "length = 6\npbc = false\n"))
     assert "auto (the lattice is not periodic along every axis)" in open_chain.output
     square = '[lattice]\ngraph = "square"\nlength = 4\n[hilbert]\nkind = "spin"\ns = 0.5\ntotal_sz = 0\n[hamiltonian]\nkind = "heisenberg"\n'
