@@ -85,8 +85,31 @@ def local_energy_block(model, hamiltonian) -> int:
     return max(1, LOCAL_ENERGY_BLOCK_VALUES // (hamiltonian.max_conn * hidden))
 
 
+# Complex θ: log cosh costs a complex exp and a complex log per value. The local energy needs
+# only the ratios cosh(θ + δ)/cosh θ = cosh δ + tanh θ · sinh δ: tanh θ once per sample,
+# cosh δ and sinh δ from per-parameter tables of one site's change (two sites combine by the
+# addition theorems), and one complex log per group of this many factors. A factor is at most
+# e^{|Re δ|}(1 + |tanh θ|): 16 of them stay far inside float64's range.
+_RATIO_GROUP = 16
+
+
+def sum_log(factors: jax.Array) -> jax.Array:
+    """Σ log over the last axis, as a sum of logs of products of groups: equal to
+    ``jnp.sum(jnp.log(factors), -1)`` up to rounding and, for complex factors, to a multiple
+    of 2πi (callers exponentiate it)."""
+    n = factors.shape[-1]
+    group = min(n, _RATIO_GROUP)
+    pad = (-n) % group
+    if pad:
+        factors = jnp.concatenate([factors, jnp.ones((*factors.shape[:-1], pad), factors.dtype)], axis=-1)
+    groups = factors.reshape(*factors.shape[:-1], -1, group)
+    return jnp.sum(jnp.log(jnp.prod(groups, axis=-1)), axis=-1)
+
+
 def local_energy(model, hamiltonian):
-    """E_loc(x) = Σ_k H_{x,x'_k} ψ(x'_k)/ψ(x) with O(H) updates of θ per connected element.
+    """E_loc(x) = Σ_k H_{x,x'_k} ψ(x'_k)/ψ(x) with O(H) updates of θ per connected element
+    (complex parameters: the cosh ratios above, with no transcendental per connected element
+    and hidden unit).
 
     The per-site change tables depend on the parameters only, so under ``vmap`` over
     samples they are built once per evaluation, not once per sample.
@@ -96,10 +119,16 @@ def local_energy(model, hamiltonian):
         d_theta, d_vis = delta_tables(model, params)
         sites, new, mels = hamiltonian.get_conn_changes(x)  # (K, 2), (K, 2), (K,)
         old = x[sites]
+        first, second = (sites[:, 0], old[:, 0], new[:, 0]), (sites[:, 1], old[:, 1], new[:, 1])
         th = theta(model, params, x)
-        shift = d_theta[sites[:, 0], old[:, 0], new[:, 0]] + d_theta[sites[:, 1], old[:, 1], new[:, 1]]  # (K, H)
+        if jnp.iscomplexobj(d_theta):
+            ch, sh = jnp.cosh(d_theta), jnp.sinh(d_theta)
+            c1, s1, c2, s2 = ch[first], sh[first], ch[second], sh[second]  # (K, H) each
+            factors = c1 * c2 + s1 * s2 + jnp.tanh(th)[None, :] * (s1 * c2 + c1 * s2)
+            return jnp.sum(mels * jnp.exp(sum_log(factors) + d_vis[first] + d_vis[second]))
+        shift = d_theta[first] + d_theta[second]  # (K, H)
         d_log = sum_log_cosh(th[None, :] + shift) - sum_log_cosh(th)
-        d_log = d_log + d_vis[sites[:, 0], old[:, 0], new[:, 0]] + d_vis[sites[:, 1], old[:, 1], new[:, 1]]
+        d_log = d_log + d_vis[first] + d_vis[second]
         return jnp.sum(mels * jnp.exp(d_log))
 
     return e_loc

@@ -84,5 +84,6 @@ def final_warnings(final: dict | None) -> list[str]:
     if final.get("v_score") is not None and final["v_score"] > V_SCORE_LIMIT:
         out.append(f"the final state is far from an eigenstate (V-score N·Var(E)/(E − E∞)² = {final['v_score']:.3g} > {V_SCORE_LIMIT}; "
                    "converged runs score below 0.005): the energy is likely well above the ground state; train longer "
-                   "(train.n_iter), enlarge the model (model.alpha) or, without a sign rule, use model.param_dtype = \"complex128\"")
+                   "(train.n_iter), enlarge the model (model.alpha, or model.features of the symmetric RBM) or, with real parameters "
+                   "and no sign rule, use model.param_dtype = \"complex128\"")
     return out
