@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nqs_cli import config
 from nqs_cli.setup import build_problem
@@ -46,3 +47,11 @@ def exact_quantities(problem, params):
     h = problem.hamiltonian.to_dense(states)
     log_psi = jax.vmap(problem.log_psi, (None, 0))(params, jnp.asarray(states))
     return states, h, log_psi
+
+
+def assert_same_log_psi(actual, desired, rtol=1e-12, atol=1e-12):
+    """log ψ values agree: equal real parts and equal phases (log ψ is defined modulo 2πi)."""
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    np.testing.assert_allclose(actual.real, desired.real, rtol=rtol, atol=atol)
+    if np.iscomplexobj(actual) or np.iscomplexobj(desired):
+        np.testing.assert_allclose(np.exp(1j * actual.imag), np.exp(1j * desired.imag), rtol=0, atol=max(atol, rtol * np.max(np.abs(desired))))

@@ -41,7 +41,8 @@ bond once; r_i is the position of site i (nearest neighbours at distance 1).
 
 Models: `rbm-multival` log ψ(x) = Σ_j log cosh(Σ_k W_kj v_k + b_j) + Σ_k a_k v_k on the
 one-hot encoding v of the local states (with `symmetry = "translation"` the hidden features
-are shared by every translation of the lattice: a zero-momentum state with fewer parameters); `deepsets` log ψ = ρ(Σ_i φ(x_i)) − a Σ_i |x_i|²;
+are shared by every translation of the lattice: a zero-momentum state with fewer parameters;
+`spiral_phase` adds the fixed i Σ_i Q·c_i m(x_i) of the classical spiral); `deepsets` log ψ = ρ(Σ_i φ(x_i)) − a Σ_i |x_i|²;
 `deepsets-reldist` log ψ = ρ(Σ_{i<j} φ(y_ij)) (+ cusp) on the periodic pair features
 y_ij = (sin(π r_ij/L)/2)². The energy estimate is the mean of the local energy
 E_loc(x) = Σ_x′ H_xx′ ψ(x′)/ψ(x) over samples of |ψ|².
