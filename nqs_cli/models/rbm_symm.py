@@ -31,10 +31,12 @@ from nqs_cli.models.rbm import RBMMultiVal, default_init
 
 
 # The symmetric RBM gets this many times the plain RBM's hidden units by default: it has G
-# times fewer parameters at equal hidden units, and with as many it underfits (J1–J2 4×4 at
-# J2 = 0.5, complex: per-iteration energies after 200 iterations ~2e-2 with 2 features, ~1e-2 with
-# 4, ~7e-3 with 8; the final estimate of 1000 iterations with 8: 7.2e-3).
-HIDDEN_FACTOR = 4
+# times fewer parameters at equal hidden units, and with as many it underfits. Measured with
+# complex parameters and a reference (300 iterations, final estimate): J1–J2 4×4 at J2 = 0.5,
+# 8 / 16 features (factor 4 / 8): 1.26e-2 / 6.2e-3 (8 features after 1000 iterations: 7.2e-3);
+# triangular 6×3 with the 120° phase, 8 / 16 / 32 features: 1.65e-2 / 1.18e-2 / ~1.1e-2. With
+# the cosh-ratio local energies a step of 16 features costs about what one of 8 did before.
+HIDDEN_FACTOR = 8
 
 
 def n_features(alpha: float, n_sites: int, n_classes: int, n_symmetries: int) -> int:

@@ -20,6 +20,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
         ("heisenberg_complex16.toml", -7.1422963606, 1e-2),  # complex parameters, no sign rule: 1.7e-3 measured
         # J1–J2 4×4 at J2 = 0.5, complex parameters: Marshall reference + translation-symmetric RBM
         ("j1j2_square4.toml", -8.4579233514, 1e-2),
+        # triangular 6×3, complex parameters: 120° reference phase + translation-symmetric RBM
+        ("triangular6x3.toml", -10.4599356358, 1e-2),
     ],
 )
 def test_shipped_lattice_config_reaches_reference_accuracy(tmp_path, name, exact, tolerance):

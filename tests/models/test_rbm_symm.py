@@ -61,10 +61,11 @@ def test_invariant_and_equal_to_the_plain_rbm_with_expanded_parameters(dtype, hi
     assert not np.allclose(model.apply({"params": params}, xs[:, swap]), values)
 
 
-def test_default_features_give_four_times_the_plain_rbms_hidden_units():
-    assert n_features(1.0, 16, 2, 16) == 8  # 128 hidden units, against the plain RBM's 32
-    assert n_features(1.0, 12, 3, 4) == 36
-    assert n_features(0.5, 10, 3, 10) == 6  # int(15) hidden units -> ceil(60 / 10) features
+def test_default_features_give_eight_times_the_plain_rbms_hidden_units():
+    assert n_features(1.0, 16, 2, 16) == 16  # 256 hidden units, against the plain RBM's 32
+    assert n_features(1.0, 18, 2, 18) == 16  # the triangular 6×3 torus
+    assert n_features(1.0, 12, 3, 4) == 72
+    assert n_features(0.5, 10, 3, 10) == 12  # int(15) hidden units -> ceil(120 / 10) features
     assert n_features(0.01, 4, 2, 4) == 1
 
 
