@@ -72,6 +72,11 @@ class ForeignCheckpoint(RunDirError):
     """A readable checkpoint of another problem (its config hash differs)."""
 
 
+class ModelMismatch(RunDirError):
+    """An intact checkpoint of this problem whose parameter tree or shapes differ from the model
+    built now: the model was resolved differently when it was written (another default)."""
+
+
 def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str, seed: int | None = None, valid=None):
     """The state in checkpoint bytes ``data`` (read from ``name``), shaped like ``template``:
     checksum, step, tree structure, shapes, dtypes and finiteness are checked, and with
@@ -110,8 +115,10 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
     try:
         restored = serialization.from_state_dict(template, state)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise RunDirError(f"{name}: checkpoint does not match this model/sampler ({exc.__class__.__name__})") from None
+        raise ModelMismatch(f"{name}: checkpoint does not match this model/sampler ({exc.__class__.__name__})") from None
     problem = state_problem(restored, template, payload.get("step"))
+    if problem is not None and (problem == "a different parameter tree" or problem.endswith("is expected")):
+        raise ModelMismatch(f"{name}: checkpoint does not match this model/sampler ({problem})")
     if problem is None and valid is not None and not valid(restored.chains.x):
         problem = "chain configurations outside the Hilbert space (occupations, particle number or magnetisation)"
     if problem is not None:
@@ -139,7 +146,11 @@ def state_problem(state, template, step) -> str | None:
 
 def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lambda msg: None, seed: int | None = None, valid=None):
     """(state, path, bytes) of the newest readable checkpoint, or (None, None, None); corrupt
-    ones are skipped with a warning, one of another problem raises ForeignCheckpoint."""
+    ones are skipped with a warning, one of another problem raises ForeignCheckpoint. When
+    none is usable and the newest intact one was written for a differently built model (a
+    ModelMismatch), that is raised: the run was made with other model settings, and starting
+    it again would discard it."""
+    mismatch = None
     for path in list_checkpoints(run_dir):
         try:
             data = path.read_bytes()
@@ -147,9 +158,14 @@ def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lam
         except ForeignCheckpoint:
             raise
         except (RunDirError, OSError) as exc:
+            mismatch = mismatch or (exc if isinstance(exc, ModelMismatch) else None)
             warn(f"{exc}; trying the previous one")
             continue
         return state, path, data
+    if mismatch is not None:
+        raise ModelMismatch(f"{mismatch}: the run was made with other model settings (or another version's defaults); "
+                            "give them as they were with --set and --force to continue it (nqs validate on its config.toml "
+                            "shows what they resolve to now), or --force alone to start it again")
     return None, None, None
 
 

@@ -135,8 +135,13 @@ def open_run(cfg, out: Path | None, force: bool, template, chash: str, reporter,
     try:
         # --force: the problem changed on purpose; the newest checkpoint's parameters and chains
         # continue under the new definition if they fit it
-        restored, _, data = ck.newest_checkpoint(path, template, None if force else chash, warn=reporter.warn,
-                                                 seed=None if force else cfg.seed, valid=valid)
+        try:
+            restored, _, data = ck.newest_checkpoint(path, template, None if force else chash, warn=reporter.warn,
+                                                     seed=None if force else cfg.seed, valid=valid)
+        except ck.ModelMismatch:
+            if not force:
+                raise
+            restored, data = None, None  # --force: start again under the model built now
         if restored is None:
             for bad in ck.list_checkpoints(path):
                 bad.rename(bad.with_name(bad.name + ".corrupt"))

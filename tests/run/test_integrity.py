@@ -297,3 +297,29 @@ def test_a_checkpoint_of_another_seed_is_refused_unless_forced(partial, tmp_path
     res = train(other, out, "--force")
     assert res.exit_code == 0, res.output
     assert len(metrics_rows(out)) == 20
+
+
+def test_checkpoints_of_a_model_resolved_otherwise_are_refused_not_discarded(tmp_path, monkeypatch):
+    """A run whose model resolved differently (another version's default features) stops with
+    exit 2 and one line naming the mismatch; no checkpoint or metrics row is set aside. Given
+    the old setting with --force it continues from its newest checkpoint."""
+    from nqs_cli.models import rbm_symm
+
+    cfg = tmp_path / "ring.toml"
+    cfg.write_text('seed = 2\n[lattice]\ngraph = "chain"\nlength = 6\n[hilbert]\nkind = "spin"\ns = 0.5\ntotal_sz = 0\n'
+                   '[hamiltonian]\nkind = "heisenberg"\nJ2 = 0.3\n[model]\nparam_dtype = "complex128"\n'
+                   '[sampler]\nn_samples = 64\n[train]\nn_iter = 4\ncheckpoint_every = 2\nfinal_samples = 256\n')
+    out = tmp_path / "run"
+    monkeypatch.setattr(rbm_symm, "HIDDEN_FACTOR", 4)
+    assert train(cfg, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in [*(out / "checkpoints").glob("*.msgpack"), out / "metrics.jsonl"]}
+    monkeypatch.setattr(rbm_symm, "HIDDEN_FACTOR", 8)
+    res = train(cfg, out, "--n-iter", "6")
+    assert res.exit_code == 2, res.output
+    error = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "complex128[8] where complex128[16] is expected" in error[0] and "--force" in error[0]
+    assert {p.name: p.read_bytes() for p in [*(out / "checkpoints").glob("*.msgpack"), out / "metrics.jsonl"]} == before
+    assert not list(out.rglob("*.corrupt")) and not (out / "metrics.jsonl.orphaned").exists()
+    res = train(cfg, out, "--n-iter", "6", "--set", "model.features=8", "--force")
+    assert res.exit_code == 0 and "resuming" in res.output and "from step 4" in res.output, res.output
+    assert len(metrics_rows(out)) == 6
