@@ -20,8 +20,6 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
         ("heisenberg_complex16.toml", -7.1422963606, 1e-2),  # complex parameters, no sign rule: 1.7e-3 measured
         # J1–J2 4×4 at J2 = 0.5, complex parameters: Marshall reference + translation-symmetric RBM
         ("j1j2_square4.toml", -8.4579233514, 1e-2),
-        # triangular 6×3, complex parameters: 120° reference phase + translation-symmetric RBM
-        ("triangular6x3.toml", -10.4599356358, 1e-2),
     ],
 )
 def test_shipped_lattice_config_reaches_reference_accuracy(tmp_path, name, exact, tolerance):
@@ -65,3 +63,20 @@ def test_trained_aklt_ring_has_string_order_minus_four_ninths(tmp_path):
         if r >= 2:
             assert 0 < error < 0.005
             assert abs(value + 4 / 9) < 3 * error, (r, value, error)
+
+
+@pytest.mark.slow
+def test_triangular_torus_trains_past_the_ferromagnetic_saddle_with_the_120_degree_phase(tmp_path):
+    """configs/triangular6x3.toml at a CI-sized budget (8 features, 300 iterations; the shipped
+    32 features and 1000 iterations reach 7.4e-3, about 40 minutes here): the 120° reference
+    phase resolves on, and the symmetric RBM ends within 2.5e-2 (1.65e-2 measured). Without the
+    phase it stays at the ferromagnetic eigenstate (E = +13); the plain RBM was 6.5e-2 off
+    after 200 iterations."""
+    out = tmp_path / "run"
+    args = ["train", str(CONFIGS / "triangular6x3.toml"), "--out", str(out), "--quiet", "--n-iter", "300", "--set", "model.features=8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "result.json").read_text())
+    assert res["exact_energy"] == pytest.approx(-10.4599356358, abs=1e-8)
+    assert res["relative_error"] <= 2.5e-2
+    assert res["energy"] >= res["exact_energy"] - 4 * res["energy_error"]
