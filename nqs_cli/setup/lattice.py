@@ -135,13 +135,14 @@ def classical_spiral(cfg: Config, lattice: Lattice) -> tuple[np.ndarray | None, 
     edges, nnn = lattice.edges, lattice.next_nearest_edges if h.J2 != 0 else np.zeros((0, 2), np.int64)
     coords = lattice.coords
     lengths = np.asarray(lattice.lengths, np.float64)
-    # bond displacements in cell units, unwrapped to the nearest image
-    d1 = _unwrapped(coords[edges[:, 1]] - coords[edges[:, 0]], lengths)
-    d2 = _unwrapped(coords[nnn[:, 1]] - coords[nnn[:, 0]], lengths)
+    # the distinct bond displacements in cell units (unwrapped to the nearest image) and how
+    # many bonds have each: E(Q) costs a few cosines, not one per bond, on any cluster size
+    d1, n1 = np.unique(_unwrapped(coords[edges[:, 1]] - coords[edges[:, 0]], lengths), axis=0, return_counts=True)
+    d2, n2 = np.unique(_unwrapped(coords[nnn[:, 1]] - coords[nnn[:, 0]], lengths).reshape(-1, lattice.dims), axis=0, return_counts=True)
     J = float(couplings(h)[0])
 
     def energy(q):  # (..., dims) wavevectors -> (...) energies
-        return J * np.cos(q @ d1.T).sum(-1) + h.J2 * np.cos(q @ d2.T).sum(-1)
+        return J * np.cos(q @ d1.T) @ n1 + h.J2 * np.cos(q @ d2.T) @ n2
 
     commensurate = 2 * np.pi * np.indices(lattice.lengths).reshape(lattice.dims, -1).T / lengths
     e_cluster = energy(commensurate)
