@@ -44,12 +44,20 @@ def sum_log_cosh(x: jax.Array) -> jax.Array:
     """
     n = x.shape[-1]
     z = jnp.where(jnp.signbit(x.real), -x, x) if jnp.iscomplexobj(x) else jnp.abs(x)
-    factors = 1.0 + jnp.exp(-2.0 * z)
-    pad = (-n) % _LOG_COSH_GROUP if n > _LOG_COSH_GROUP else 0
+    return jnp.sum(z, axis=-1) - n * jnp.log(2.0).astype(z.real.dtype) + sum_log_grouped(1.0 + jnp.exp(-2.0 * z), _LOG_COSH_GROUP)
+
+
+def sum_log_grouped(factors: jax.Array, group: int) -> jax.Array:
+    """Σ log over the last axis as Σ log Π over groups of ``group`` factors (padded with ones):
+    one log per group. Equal to ``jnp.sum(jnp.log(factors), -1)`` up to rounding and, for
+    complex factors, a multiple of 2πi; the caller bounds the factors so a product stays finite."""
+    n = factors.shape[-1]
+    group = min(n, group)
+    pad = (-n) % group
     if pad:
-        factors = jnp.concatenate([factors, jnp.ones((*x.shape[:-1], pad), x.dtype)], axis=-1)
-    groups = factors.reshape(*x.shape[:-1], -1, min(n, _LOG_COSH_GROUP))
-    return jnp.sum(z, axis=-1) - n * jnp.log(2.0).astype(z.real.dtype) + jnp.sum(jnp.log(jnp.prod(groups, axis=-1)), axis=-1)
+        factors = jnp.concatenate([factors, jnp.ones((*factors.shape[:-1], pad), factors.dtype)], axis=-1)
+    groups = factors.reshape(*factors.shape[:-1], -1, group)
+    return jnp.sum(jnp.log(jnp.prod(groups, axis=-1)), axis=-1)
 
 
 def gelu(x: jax.Array) -> jax.Array:

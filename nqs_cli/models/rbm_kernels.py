@@ -14,7 +14,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from nqs_cli.models.activations import sum_log_cosh
+from nqs_cli.models.activations import sum_log_cosh, sum_log_grouped
 from nqs_cli.models.fast_paths import FastPaths
 from nqs_cli.models.rbm_jacobian import rbm_jacobian
 
@@ -93,19 +93,6 @@ def local_energy_block(model, hamiltonian) -> int:
 _RATIO_GROUP = 16
 
 
-def sum_log(factors: jax.Array) -> jax.Array:
-    """Σ log over the last axis, as a sum of logs of products of groups: equal to
-    ``jnp.sum(jnp.log(factors), -1)`` up to rounding and, for complex factors, to a multiple
-    of 2πi (callers exponentiate it)."""
-    n = factors.shape[-1]
-    group = min(n, _RATIO_GROUP)
-    pad = (-n) % group
-    if pad:
-        factors = jnp.concatenate([factors, jnp.ones((*factors.shape[:-1], pad), factors.dtype)], axis=-1)
-    groups = factors.reshape(*factors.shape[:-1], -1, group)
-    return jnp.sum(jnp.log(jnp.prod(groups, axis=-1)), axis=-1)
-
-
 def local_energy(model, hamiltonian):
     """E_loc(x) = Σ_k H_{x,x'_k} ψ(x'_k)/ψ(x) with O(H) updates of θ per connected element
     (complex parameters: the cosh ratios above, with no transcendental per connected element
@@ -125,7 +112,7 @@ def local_energy(model, hamiltonian):
             ch, sh = jnp.cosh(d_theta), jnp.sinh(d_theta)
             c1, s1, c2, s2 = ch[first], sh[first], ch[second], sh[second]  # (K, H) each
             factors = c1 * c2 + s1 * s2 + jnp.tanh(th)[None, :] * (s1 * c2 + c1 * s2)
-            return jnp.sum(mels * jnp.exp(sum_log(factors) + d_vis[first] + d_vis[second]))
+            return jnp.sum(mels * jnp.exp(sum_log_grouped(factors, _RATIO_GROUP) + d_vis[first] + d_vis[second]))
         shift = d_theta[first] + d_theta[second]  # (K, H)
         d_log = sum_log_cosh(th[None, :] + shift) - sum_log_cosh(th)
         d_log = d_log + d_vis[first] + d_vis[second]

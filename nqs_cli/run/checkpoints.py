@@ -116,9 +116,10 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
         restored = serialization.from_state_dict(template, state)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelMismatch(f"{name}: checkpoint does not match this model/sampler ({exc.__class__.__name__})") from None
+    mismatch = shape_problem(restored, template)
+    if mismatch is not None:
+        raise ModelMismatch(f"{name}: checkpoint does not match this model/sampler ({mismatch})")
     problem = state_problem(restored, template, payload.get("step"))
-    if problem is not None and (problem == "a different parameter tree" or problem.endswith("is expected")):
-        raise ModelMismatch(f"{name}: checkpoint does not match this model/sampler ({problem})")
     if problem is None and valid is not None and not valid(restored.chains.x):
         problem = "chain configurations outside the Hilbert space (occupations, particle number or magnetisation)"
     if problem is not None:
@@ -126,19 +127,28 @@ def restore_checkpoint(data: bytes, template, config_hash: str | None, name: str
     return jax.device_put(restored)
 
 
-def state_problem(state, template, step) -> str | None:
-    """Why ``state`` (restored from a checkpoint) cannot continue ``template``'s run, or None."""
+def shape_problem(state, template) -> str | None:
+    """How ``state``'s tree, shapes or dtypes differ from ``template``'s (a model built
+    otherwise), or None."""
     paths_t, tree_t = jax.tree_util.tree_flatten_with_path(template)
     leaves = jax.tree_util.tree_leaves(state)
     if len(leaves) != len(paths_t) or jax.tree_util.tree_structure(state) != tree_t:
         return "a different parameter tree"
     for (path, want), got in zip(paths_t, leaves):
-        where = jax.tree_util.keystr(path)
         got = np.asarray(got)
         if got.shape != np.shape(want) or got.dtype != np.asarray(want).dtype:
-            return f"{where}: {got.dtype}{list(got.shape)} where {np.asarray(want).dtype}{list(np.shape(want))} is expected"
+            return f"{jax.tree_util.keystr(path)}: {got.dtype}{list(got.shape)} where {np.asarray(want).dtype}{list(np.shape(want))} is expected"
+    return None
+
+
+def state_problem(state, template, step) -> str | None:
+    """Why ``state`` (restored from a checkpoint, of ``template``'s shapes) cannot continue
+    ``template``'s run, or None."""
+    paths_t = jax.tree_util.tree_flatten_with_path(template)[0]
+    for (path, _), got in zip(paths_t, jax.tree_util.tree_leaves(state)):
+        got = np.asarray(got)
         if np.issubdtype(got.dtype, np.inexact) and not np.all(np.isfinite(got)):
-            return f"{where}: non-finite values"
+            return f"{jax.tree_util.keystr(path)}: non-finite values"
     if not isinstance(step, int) or step < 0 or int(state.step) != step:
         return f"step {step!r} does not match the state's step {int(state.step)}"
     return None
