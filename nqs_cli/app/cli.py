@@ -164,7 +164,12 @@ def validate(config: Path = typer.Argument(..., help="TOML config file"), set_: 
     setup_jax(cfg)
     problem = build(cfg, force_size)
     from nqs_cli.setup import build_training
+    from nqs_cli.setup.observables import settle_observables
 
+    try:
+        cfg = settle_observables(cfg)
+    except ConfigError as exc:
+        fail(str(exc))
     try:
         training = build_training(cfg, problem)
     except ValueError as exc:
@@ -321,6 +326,7 @@ def train(
              "rerun the same command once this is fixed", code=EXIT_IO)
     if distributed.is_lead():
         reporter.summary(outcome)
+        observables_failed(outcome.result.get("observables_failed"), "rerun the same command to measure them again")
     if outcome.status != "interrupted":
         return
     if not distributed.is_lead():
@@ -466,10 +472,17 @@ def evaluate(
     for name, v in observables.get("scalars", {}).items():
         table.add_row(name, fmt_energy(v["value"], v["error"]))
     if observables:
-        table.add_row("observables", ", ".join(k for k in observables if isinstance(observables[k], dict) and k != "scalars") + " (observables.json)")
+        table.add_row("observables", ", ".join(k for k in observables if isinstance(observables[k], dict) and k not in ("scalars", "failed")) + " (observables.json)")
     out.print(table)
     if written is not None:
         fail(written, code=EXIT_IO)
+    observables_failed(observables.get("failed"), "rerun nqs evaluate to measure them again")
+
+
+def observables_failed(failed: dict | None, retry: str) -> None:
+    """Exit 1 naming each observable that failed (the energy is kept)."""
+    if failed:
+        fail("observables failed: " + "; ".join(f"{name} ({why})" for name, why in failed.items()) + f"; the energy is kept; {retry}", code=1)
 
 
 @app.command()

@@ -277,15 +277,13 @@ def _check_terms(cfg: Config, p: KeyErrors, notes: list[str]) -> None:
         notes.append("hamiltonian.sign_rule: with couplings of both signs the rotated Hamiltonian is not sign-free (the spectrum is unchanged)")
 
 
-# observables binned by distance or momentum, or signed by the sublattice: regular hypercubic lattices only
-GEOMETRIC_OBSERVABLES = ("density_correlation", "momentum_distribution", "sz_correlation", "spin_correlation", "structure_factor",
-                         "staggered_magnetization", "string_order")
 MAX_MATRIX_SITES = 64  # the one-body density matrix costs N_s (N_s − 1) ψ evaluations per sample
-DENSITY_MATRIX = ("one_body_density_matrix", "momentum_distribution", "condensate_fraction")
 
 
 def _resolve_observables(cfg: Config, p: KeyErrors) -> ObservablesConfig:
-    """The observables' names (a default set per system) and their geometry, checked against the system."""
+    """The observables' names (a default set per system), checked against the system. What
+    depends on the lattice's geometry (distances, momenta, sublattices, the bulk, and so
+    ``max_distance`` and ``edge_sites``) is settled by setup/observables.settle_observables."""
     obs = cfg.observables
     if cfg.is_continuous:
         system, allowed = "particles in continuous space", PARTICLE_OBSERVABLES
@@ -298,38 +296,25 @@ def _resolve_observables(cfg: Config, p: KeyErrors) -> ObservablesConfig:
         system, allowed = f"spin-{cfg.hilbert.s:g} sites", SPIN_OBSERVABLES
         integer_chain = float(cfg.hilbert.s).is_integer() and cfg.lattice.graph == "chain"
         default = ("sz_correlation", "structure_factor", "staggered_magnetization") + (("string_order",) if integer_chain else ())
-    lat = None if cfg.is_continuous else cfg.lattice
-    regular = lat is not None and lat.graph in ("chain", "square", "hypercube") and not isinstance(lat.length, tuple) and not isinstance(lat.pbc, tuple)
-    if obs.names is None and lat is not None and not regular:
-        # distances, momenta and sublattices are those of a regular hypercubic lattice
-        default = tuple(n for n in default if n not in GEOMETRIC_OBSERVABLES)
     names = default if obs.names is None else tuple(dict.fromkeys(obs.names))
     for name in names:
         if name not in allowed:
             p.fail("observables.names", f'"{name}" is not an observable of {system}; these are: ' + ", ".join(f'"{n}"' for n in allowed))
     if cfg.is_continuous:
+        _check_particle_observables(cfg, names, p)
         return dataclasses.replace(obs, names=names)
-    geometric = [n for n in names if n in GEOMETRIC_OBSERVABLES]
-    if geometric and not regular:
-        p.fail("observables.names", f'"{geometric[0]}" is measured against distance or momentum on a chain, square or hypercube lattice with one length '
-                                    f'and one pbc for every axis; this lattice is "{lat.graph}"' + (" with per-axis lists" if lat.graph in ("chain", "square", "hypercube") else ""))
-    if "string_order" in names and not (float(cfg.hilbert.s).is_integer() and lat.graph == "chain"):
+    if "string_order" in names and not (float(cfg.hilbert.s).is_integer() and cfg.lattice.graph == "chain"):
         p.fail("observables.names", '"string_order" needs integer spin (hilbert.s = 1, 2, …) on a chain')
-    if any(n in names for n in DENSITY_MATRIX) and cfg.n_sites > MAX_MATRIX_SITES:
-        p.fail("observables.names", f"the one-body density matrix is measured on at most {MAX_MATRIX_SITES} sites (it costs N_s (N_s − 1) ψ evaluations per sample); "
-                                    f"this lattice has {cfg.n_sites}")
-    if not regular:
-        for key, value in (("observables.max_distance", obs.max_distance), ("observables.edge_sites", obs.edge_sites)):
-            if value:  # 0: a resolved config read back
-                p.fail(key, f'distances are binned on chain, square and hypercube lattices with one length and one pbc; this lattice is "{lat.graph}"')
-        return dataclasses.replace(obs, names=names, max_distance=0, edge_sites=0)
-    edge = obs.edge_sites if obs.edge_sites is not None else (0 if lat.pbc else lat.length // 4)
-    if lat.pbc and obs.edge_sites:
-        p.fail("observables.edge_sites", "only open lattices (lattice.pbc = false) have edges; leave it unset or 0")
-    if not lat.pbc and 2 * edge >= lat.length:
-        p.fail("observables.edge_sites", f"expected < L/2 = {lat.length / 2:g} (the bulk must keep a site), got {edge}")
-    largest = lat.length // 2 if lat.pbc else lat.length - 1 - 2 * edge
-    distance = largest if obs.max_distance is None else obs.max_distance
-    if distance > largest:
-        p.fail("observables.max_distance", f"expected <= {largest} on this lattice ({'L/2' if lat.pbc else 'L − 1 − 2·edge_sites'}), got {distance}")
-    return dataclasses.replace(obs, names=names, max_distance=distance, edge_sites=edge)
+    return dataclasses.replace(obs, names=names)
+
+
+def _check_particle_observables(cfg: Config, names: tuple[str, ...], p: KeyErrors) -> None:
+    """n(x) is measured in a trap (a periodic box's density is uniform), g(r) in a box of two or
+    more particles (a trap has no translation invariance to average g over)."""
+    periodic = any(e > 0 for e in cfg.space.extent)
+    if "density" in names and periodic:
+        p.fail("observables.names", '"density" is the profile n(x) of a trap; in a periodic box it is uniform (use "pair_correlation")')
+    if "pair_correlation" in names and not periodic:
+        p.fail("observables.names", '"pair_correlation" g(r) is measured in a periodic box (space.extent); in a trap use "density"')
+    if "pair_correlation" in names and cfg.space.n_particles < 2:
+        p.fail("observables.names", '"pair_correlation" needs at least two particles')

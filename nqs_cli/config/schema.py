@@ -232,7 +232,8 @@ class TrainConfig:
 # [observables]: the names each system kind measures (systems/lattice/observables.py and
 # systems/continuum/observables.py implement them; a test checks the lists agree).
 FOCK_OBSERVABLES = ("density", "number_fluctuation", "density_correlation", "one_body_density_matrix", "momentum_distribution", "condensate_fraction")
-SPIN_OBSERVABLES = ("sz_correlation", "spin_correlation", "structure_factor", "staggered_magnetization", "string_order")
+SPIN_OBSERVABLES = ("sz_correlation", "spin_correlation", "structure_factor", "staggered_magnetization", "string_order",
+                    "spin_structure_factor", "staggered_moment")
 PARTICLE_OBSERVABLES = ("density", "pair_correlation", "structure_factor", "energy_split")
 OBSERVABLE_NAMES = tuple(dict.fromkeys(FOCK_OBSERVABLES + SPIN_OBSERVABLES + PARTICLE_OBSERVABLES))
 
@@ -247,24 +248,32 @@ class ObservablesConfig:
     names: tuple[str, ...] | None = opt(
         None, observable_names,
         doc="Observables measured with the final parameters on fresh chains (the samples of the final estimate, "
-            "or of `nqs evaluate`), each with its Monte Carlo error bar, into observables.json (`[]`: none). "
-            "Bosons on a lattice: `density` ⟨n_i⟩; `number_fluctuation` ⟨n_i²⟩ − ⟨n_i⟩² (per site and the site mean); "
-            "`density_correlation` ⟨n_i n_j⟩ against the distance r; `one_body_density_matrix` ⟨b†_i b_j⟩; "
-            "`momentum_distribution` n(k) = (1/N_s) Σ_ij e^{ik·(r_i − r_j)} ⟨b†_i b_j⟩; `condensate_fraction` the largest "
-            "eigenvalue of ⟨b†_i b_j⟩ over Σ_i ⟨n_i⟩. Spins: `sz_correlation` ⟨S^z_i S^z_j⟩ and `spin_correlation` "
-            "⟨S_i·S_j⟩ against r; `structure_factor` S(q) = (1/N_s) Σ_ij e^{iq·(r_i − r_j)} ⟨S^z_i S^z_j⟩; "
-            "`staggered_magnetization` ⟨m_s²⟩, m_s = (1/N_s) Σ_i (−1)^i S^z_i; `string_order` "
-            "⟨S^z_i exp(iπ Σ_{i<k<j} S^z_k) S^z_j⟩ against r (integer spin, chains). Particles: `density` (a trap), "
-            "`pair_correlation` g(r) (a box), `structure_factor` S(k) = ⟨|Σ_j e^{ik·x_j}|²⟩/N, `energy_split` "
-            "(kinetic and potential energy). Off-diagonal ones (`one_body_density_matrix`, `momentum_distribution`, "
-            "`condensate_fraction`, `spin_correlation`) evaluate ψ at N_s(N_s − 1) (or 2 per pair) configurations per sample.",
+            "or of `nqs evaluate`), each with its Monte Carlo error bar, into observables.json (`[]`: none); r_i are the "
+            "site positions (nearest neighbours at distance 1), N_b the bulk sites (see edge_sites), ε_i = ±1 on the two "
+            "sublattices of a bipartite lattice. Bosons on a lattice: `density` ⟨n_i⟩; `number_fluctuation` ⟨n_i²⟩ − ⟨n_i⟩² "
+            "per site (the scalar: its mean over the bulk sites weighted by ⟨n_i⟩); `density_correlation` ⟨n_i n_j⟩ against "
+            "the distance |r_i − r_j|; `one_body_density_matrix` ⟨b†_i b_j⟩; `momentum_distribution` n(k) = (1/N_s) Σ_ij "
+            "e^{ik·(r_i − r_j)} ⟨b†_i b_j⟩; `condensate_fraction` the largest eigenvalue of ⟨b†_i b_j⟩ over Σ_i ⟨n_i⟩. "
+            "Spins: `sz_correlation` ⟨S^z_i S^z_j⟩ and `spin_correlation` ⟨S_i·S_j⟩ against the distance; "
+            "`structure_factor` S^zz(q) = (1/N_s) Σ_ij e^{iq·(r_i − r_j)} ⟨S^z_i S^z_j⟩ (the S^z part) and "
+            "`spin_structure_factor` S(q), the same with ⟨S_i·S_j⟩; `staggered_magnetization` ⟨(m^z_s)²⟩, "
+            "m^z_s = (1/N_b) Σ_{i∈bulk} ε_i S^z_i (the S^z part) and `staggered_moment` ⟨m_s·m_s⟩ = (1/N_b²) "
+            "Σ_{i,j∈bulk} ε_i ε_j ⟨S_i·S_j⟩ (bipartite lattices); `string_order` ⟨S^z_i exp(iπ Σ_{i<k<j} S^z_k) S^z_j⟩ "
+            "against r (integer spin, chains). Correlations against distance average over the bulk pairs at each distance "
+            "(minimum image on periodic axes; on custom graphs the graph distance); momenta are q = Σ_k (m_k/L_k) b_k with "
+            "the reciprocal vectors b_k (not on custom graphs). Particles: `density` n(x) (a trap), `pair_correlation` "
+            "g(r) (a box), `structure_factor` S(k) = ⟨|Σ_j e^{ik·x_j}|²⟩/N, `energy_split` (kinetic and potential energy). "
+            "Off-diagonal ones (`one_body_density_matrix`, `momentum_distribution`, `condensate_fraction`, "
+            "`spin_structure_factor`, `staggered_moment`: N_s(N_s − 1) ψ per sample, up to 64 sites; `spin_correlation`: "
+            "2 per pair) evaluate ψ at connected configurations.",
         auto="bosons on a lattice: all six (the density matrix ones up to 64 sites); spins: sz_correlation, structure_factor, "
              "staggered_magnetization and, for integer spin on a chain, string_order; particles: density (trap) or pair_correlation (box), "
-             "structure_factor, energy_split")
-    max_distance: int | None = opt(None, non_negative, doc="Largest distance r (lattice steps along an axis) of the correlations against r.",
-                                   auto="L/2 on a periodic lattice, L − 1 − 2·edge_sites on an open one")
-    edge_sites: int | None = opt(None, non_negative, doc="Open lattices: correlations against r average over the pairs whose sites are both at least this many sites from the ends (the bulk).",
-                                 auto="0 on a periodic lattice, L/4 on an open one")
+             "structure_factor, energy_split; of these, the ones the lattice defines (no momenta on custom graphs, no staggering "
+             "without two sublattices)")
+    max_distance: int | None = opt(None, non_negative, doc="Largest distance |r_i − r_j| (nearest neighbours at distance 1; graph distance on custom graphs) of the correlations against distance.",
+                                   auto="the largest distance, rounded up, among the shells holding at least N_b/2 pairs of bulk sites (L/2 on a ring)")
+    edge_sites: int | None = opt(None, non_negative, doc="Open axes: the bulk is the sites at least this many cells from either end of every open axis (at most (L − 1)/2 on an axis of L cells); correlations against distance and the scalars average over it.",
+                                 auto="L/4 of the longest open axis; 0 when every axis is periodic")
     offdiagonal_samples: int | None = opt(None, at_least(1), doc="Most samples (the first ones of every chain) on which the off-diagonal observables are measured; each costs ψ at the connected configurations.",
                                           auto="all, up to 2^24 ψ evaluations in all")
 

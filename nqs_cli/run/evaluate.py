@@ -69,6 +69,8 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
     }
     if observables is not None:
         out["observables"] = {"source": "nqs evaluate", "step": int(state.step), **observables}
+        if observables.get("failed"):
+            out["observables_failed"] = observables["failed"]
     return out
 
 
@@ -76,6 +78,6 @@ def write_evaluation(path: Path, out: dict) -> None:
     """evaluation.json (the energy) and observables.json (the observables, when measured)."""
     out = dict(out)
     observables = out.pop("observables", None)
+    atomic_write_json(path / "evaluation.json", out)  # the energy first
     if observables is not None:
         atomic_write_json(path / "observables.json", observables)
-    atomic_write_json(path / "evaluation.json", out)

@@ -31,7 +31,9 @@ ERRORS = ("means of per-sample values: autocorrelation-corrected error per chain
 
 def measure(cfg: Config, training: Training, params, samples, e_loc=None) -> dict:
     """observables.json's content for ``samples`` (n_chains, n_per_chain, n_dof) of |ψ|² with
-    ``params``; ``e_loc`` (n_chains, n_per_chain), their local energies, for the energy split."""
+    ``params``; ``e_loc`` (n_chains, n_per_chain), their local energies, for the energy split.
+    An observable whose evaluation fails is left out and named, with the error, under
+    ``failed``: the others are still measured."""
     samples = np.asarray(samples)
     spec = build_observables(cfg, training.problem)
     head = {"n_samples": int(samples.shape[0] * samples.shape[1]), "n_chains": int(samples.shape[0]), "errors": ERRORS}
@@ -42,31 +44,55 @@ def measure(cfg: Config, training: Training, params, samples, e_loc=None) -> dic
     return {**head, **measure_particles(spec, training, samples, e_loc)}
 
 
+def failure_text(exc: Exception) -> str:
+    """An evaluation error in one line: its type and the first line of its message (capped)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
 def measure_lattice(cfg: Config, obs: LatticeObservables, training: Training, params, samples) -> dict:
     """Diagonal observables on every sample, off-diagonal ones on the first samples of every chain
-    within the ψ-evaluation budget (``observables.offdiagonal_samples``)."""
-    out, scalars = {}, {}
+    within the ψ-evaluation budget (``observables.offdiagonal_samples``). Each group is evaluated
+    in one pass; a group that fails is measured name by name, so that one failing estimator
+    leaves the others' values."""
+    out, scalars, failed = {}, {}, {}
     diagonal = tuple(n for n in obs.names if n not in OFF_DIAGONAL)
     off = tuple(n for n in obs.names if n in OFF_DIAGONAL)
     for is_off, names in ((False, diagonal), (True, off)):
         if not names:
             continue
-        group = dataclasses.replace(obs, names=names)
-        use = samples
-        if is_off:
-            per_chain = offdiagonal_per_chain(cfg, group, samples.shape[0], samples.shape[1])
-            use = samples[:, :per_chain]
-            out["offdiagonal_samples"] = int(use.shape[0] * use.shape[1])
-        values = evaluate_values(group, training.problem.log_psi, params, use)
-        means, errors = all_statistics(values)
-        blocks = {k: np.asarray(block_means(v)) for k, v in values.items()}
-        for key in group.derived(means):
-            value, error = jackknife(blocks, lambda m, key=key: group.derived(m)[key])
-            means[key], errors[key] = value, error
-        part = group.to_json(means, errors)
+        try:
+            part = measure_group(cfg, dataclasses.replace(obs, names=names), training, params, samples, is_off)
+        except Exception:  # noqa: BLE001 — find which estimator fails, keep the others
+            part = {"scalars": {}}
+            for name in names:
+                try:
+                    one = measure_group(cfg, dataclasses.replace(obs, names=(name,)), training, params, samples, is_off)
+                except Exception as exc:  # noqa: BLE001 — named in observables.json and result.json
+                    failed[name] = failure_text(exc)
+                    continue
+                part["scalars"].update(one.pop("scalars"))
+                part.update(one)
         scalars.update(part.pop("scalars"))
         out.update(part)
-    return {**out, "scalars": scalars}
+    return {**out, "scalars": scalars, **({"failed": failed} if failed else {})}
+
+
+def measure_group(cfg: Config, group: LatticeObservables, training: Training, params, samples, is_off: bool) -> dict:
+    """The entries of ``group``'s observables (one compiled estimator for all of them)."""
+    out = {}
+    use = samples
+    if is_off:
+        per_chain = offdiagonal_per_chain(cfg, group, samples.shape[0], samples.shape[1])
+        use = samples[:, :per_chain]
+        out["offdiagonal_samples"] = int(use.shape[0] * use.shape[1])
+    values = evaluate_values(group, training.problem.log_psi, params, use)
+    means, errors = all_statistics(values)
+    blocks = {k: np.asarray(block_means(v)) for k, v in values.items()}
+    for key in group.derived(means):
+        value, error = jackknife(blocks, lambda m, key=key: group.derived(m)[key])
+        means[key], errors[key] = value, error
+    return {**out, **group.to_json(means, errors)}
 
 
 def all_statistics(values: dict) -> tuple[dict, dict]:
@@ -95,31 +121,40 @@ def evaluate_values(obs: LatticeObservables, log_psi, params, samples) -> dict:
 
 
 def measure_particles(names: tuple[str, ...], training: Training, samples, e_loc) -> dict:
-    """Density (trap) or g(r) (box) with blocking errors as before, S(k) and the energy split."""
+    """Each particle observable on its own, so that one that fails leaves the others."""
+    out, scalars, failed = {}, {}, {}
+    for name in names:
+        try:
+            part = measure_particle_observable(name, training, samples, e_loc)
+        except Exception as exc:  # noqa: BLE001 — named in observables.json and result.json
+            failed[name] = failure_text(exc)
+            continue
+        scalars.update(part.pop("scalars", {}))
+        out.update(part)
+    return {**out, "scalars": scalars, **({"failed": failed} if failed else {})}
+
+
+def measure_particle_observable(name: str, training: Training, samples, e_loc) -> dict:
+    """Density (trap) or g(r) (box) with blocking errors, S(k), or the energy split."""
     space = training.problem.space
     n_chains, n_per, _ = samples.shape
     flat = samples.reshape(-1, space.n_dof)  # chain-major: each chain's samples consecutive
     pos = flat.reshape(-1, space.n_particles, space.dims)
-    out, scalars = {}, {}
-    if "density" in names and not space.periodic:
-        out["density"] = particle_obs.density(pos, particle_obs.N_BINS, particle_obs.N_BLOCKS)
-    if "pair_correlation" in names and space.periodic and space.n_particles > 1:
-        out["pair_correlation"] = particle_obs.pair_correlation(pos, space.extent, particle_obs.N_BINS, particle_obs.N_BLOCKS)
-    values, k = {}, None
-    if "structure_factor" in names:
+    if name == "density":
+        return {"density": particle_obs.density(pos, particle_obs.N_BINS, particle_obs.N_BLOCKS)}
+    if name == "pair_correlation":
+        return {"pair_correlation": particle_obs.pair_correlation(pos, space.extent, particle_obs.N_BINS, particle_obs.N_BLOCKS)}
+    if name == "structure_factor":
         k = particle_obs.wave_numbers(space, pos)
-        values["sk"] = particle_obs.structure_factor_values(pos, k).reshape(n_chains, n_per, -1)
-    if "energy_split" in names and e_loc is not None:
+        means, errors = all_statistics({"sk": particle_obs.structure_factor_values(pos, k).reshape(n_chains, n_per, -1)})
+        return {"structure_factor": {"k": k.tolist(), "values": means["sk"].tolist(), "errors": errors["sk"].tolist(),
+                                     "definition": "S(k) = <|sum_j exp(i k x_j)|^2>/N, averaged over the axes"}}
+    if name == "energy_split":
+        if e_loc is None:
+            return {}
         potential = np.asarray(jax.jit(jax.vmap(training.problem.hamiltonian.potential))(jnp.asarray(flat))).reshape(n_chains, n_per)
-        values["potential_energy"] = potential
-        values["kinetic_energy"] = np.asarray(e_loc).real.reshape(n_chains, n_per) - potential
-    if values:
+        values = {"potential_energy": potential, "kinetic_energy": np.asarray(e_loc).real.reshape(n_chains, n_per) - potential}
         means, errors = all_statistics(values)
-        if k is not None:
-            out["structure_factor"] = {"k": k.tolist(), "values": means["sk"].tolist(), "errors": errors["sk"].tolist(),
-                                       "definition": "S(k) = <|sum_j exp(i k x_j)|^2>/N, averaged over the axes"}
-        if "kinetic_energy" in values:
-            split = {key: {"value": float(means[key]), "error": float(errors[key])} for key in ("kinetic_energy", "potential_energy")}
-            out["energy_split"] = split
-            scalars.update(split)
-    return {**out, "scalars": scalars}
+        split = {key: {"value": float(means[key]), "error": float(errors[key])} for key in ("kinetic_energy", "potential_energy")}
+        return {"energy_split": split, "scalars": dict(split)}
+    raise ValueError(f"unknown particle observable {name!r}")

@@ -28,6 +28,7 @@ from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterr
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
 from nqs_cli.run.measure import measure
 from nqs_cli.setup import Training, build_problem, build_training
+from nqs_cli.setup.observables import settle_observables
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
 from nqs_cli.vmc.step import VMCState, final_params, init_state, root_keys
@@ -239,6 +240,7 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     if n_iter is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_iter=n_iter))
     check_chains(cfg.sampler.n_chains)
+    cfg = settle_observables(cfg)
     resolved = to_dict(cfg)
     chash = rd.problem_hash(resolved)
     problem = build_problem(cfg)
@@ -260,7 +262,10 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     lead = dist.is_lead()
     finished = finished_result(path, int(state.step), cfg.train.n_iter) if lead else None
     if dist.broadcast_json((finished is not None) if lead else None):
-        # nothing to train: the finished run's files stay exactly as they are
+        # nothing to train: the finished run's files stay exactly as they are, but for
+        # observables that failed, which are measured again
+        if lead and finished.get("observables_failed"):
+            finished = retry_observables(path, cfg, training, state, finished, reporter)
         return TrainOutcome(run_dir=path, status="completed", result=finished or {"status": "completed"}, notes=list(cfg.notes))
     if lead:
         write_run_files(path, config_files, resolved, argv, cfg.seed, n_params, chash)
@@ -273,7 +278,7 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     t = cfg.train
     health = Health(spike_factor=t.spike_factor, spike_retries=t.spike_retries, dead_steps=t.dead_steps)
     history = dist.broadcast_json(rd.read_metrics(path / "metrics.jsonl") if lead else None)
-    final = None
+    final, kept = None, {}
     # one signal context from the first iteration to the final estimate: a signal anywhere in
     # it checkpoints (or skips the final estimate) and leaves result.json saying so
     with stop_signals(stop):
@@ -294,13 +299,19 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
         reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
         if status == "completed":
             try:
-                final = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop.signal is not None))
+                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop.signal is not None))
             except EvaluationInterrupted:
                 name = signal.Signals(stop.signal).name if stop.signal is not None else "a stop on another process"
                 status, reason = "interrupted", f"{name} during the final estimate (every training step is saved; rerunning makes only the final estimate)"
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
+    # the energy first: result.json is written before any observable is measured
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
+    if status == "completed" and cfg.observables.names:
+        failed = measure_observables(path, cfg, training, state, kept, reporter)
+        if failed:
+            result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final,
+                                  observables_failed=failed)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
 
@@ -364,14 +375,6 @@ def what_is_kept(path: Path) -> str:
     return f"{where}; metrics.jsonl holds {rows} iterations"
 
 
-def write_observables(path: Path | None, cfg: Config, training: Training, params, kept: dict, step: int, source: str) -> None:
-    """observables.json from the samples in ``kept`` (see ``sample_energy``), process 0 only."""
-    if not dist.is_lead() or not cfg.observables.names:
-        return
-    data = measure(cfg, training, params, kept["samples"], kept["e_loc"])
-    atomic_write_json(path / "observables.json", {"source": source, "step": step, **data})
-
-
 def reference_energy(cfg: Config, problem) -> tuple[float | None, str | None]:
     """(E0, where it comes from): exact diagonalisation or a closed form when
     ``train.exact_energy`` and within reach, else ``train.reference_energy``, else (None, None)."""
@@ -387,10 +390,11 @@ def trajectory_estimate(path: Path, cfg: Config) -> dict:
     return final_estimate(rd.read_metrics(path / "metrics.jsonl"), estimate_window(cfg.train.n_iter, cfg.train.final_window))
 
 
-def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None) -> dict | None:
+def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None) -> tuple[dict | None, dict]:
     """The final parameters sampled with fresh chains until the error bar is no larger than
-    the trajectory estimate's (within ``train.final_samples``); None when that is 0.
-    ``should_stop`` (see ``sample_energy``) may raise EvaluationInterrupted between passes."""
+    the trajectory estimate's (within ``train.final_samples``): (the estimate, None when that is
+    0; the samples kept for the observables, see ``sample_energy``). ``should_stop`` (see
+    ``sample_energy``) may raise EvaluationInterrupted between passes."""
     s = cfg.sampler
     window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
     max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
@@ -401,19 +405,56 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     if max_samples == 0:
         if cfg.observables.names:  # no final estimate: one pass of 4 × n_samples for the observables
             sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept, should_stop=should_stop)
-            write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains")
-        return None
+        return None, kept
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
     n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
     stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept, should_stop=should_stop)
-    write_observables(path, cfg, training, params, kept, int(state.step), "final parameters, fresh chains (the samples of the final estimate)")
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     which = f"the parameters averaged over ~{training.average} iterations" if training.average else "the last parameters"
-    return {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target, "parameters": which}
+    final = {**stats, "e_inf": e_inf, "v_score": v_score(stats["energy"], stats["variance"], n_units, e_inf), "target_error": target, "parameters": which}
+    return final, kept
 
 
-def write_result(path: Path, cfg: Config, status: str, reference, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None) -> dict:
+def measure_observables(path: Path, cfg: Config, training: Training, state: VMCState, kept: dict, reporter) -> dict:
+    """observables.json from the final samples, after result.json holds the energy: {name:
+    error} of the observables that failed (each also said on stderr), {} when all were measured."""
+    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))
+    source = "final parameters, fresh chains" + (" (the samples of the final estimate)" if cfg.train.final_samples != 0 else "")
+    data = measure(cfg, training, params, kept["samples"], kept["e_loc"])
+    failed = data.get("failed", {})
+    atomic_write_json(path / "observables.json", {"source": source, "step": int(state.step), **data})
+    for name, why in failed.items():
+        reporter.warn(f"{path}: observable {name} failed ({why}); the energy is in result.json")
+    return failed
+
+
+def retry_observables(path: Path, cfg: Config, training: Training, state: VMCState, finished: dict, reporter) -> dict:
+    """A finished run whose observables failed: the final parameters sampled again with the
+    final estimate's seed and size, the observables measured, result.json updated."""
+    params = jax.tree_util.tree_map(jnp.asarray, final_params(state))
+    n = int(finished.get("final_samples") or 4 * cfg.sampler.n_samples)
+    kept: dict = {}
+    sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n, n, start=state.chains, keep=kept)
+    failed = measure_observables(path, cfg, training, state, kept, reporter)
+    result = {k: v for k, v in finished.items() if k != "observables_failed"}
+    result["warnings"] = [w for w in result.get("warnings", []) if not w.startswith(OBSERVABLES_FAILED)]
+    if failed:
+        result["observables_failed"] = failed
+        result["warnings"].append(observables_warning(failed))
+    atomic_write_json(path / "result.json", result)
+    return result
+
+
+OBSERVABLES_FAILED = "observables failed:"
+
+
+def observables_warning(failed: dict) -> str:
+    return f"{OBSERVABLES_FAILED} {', '.join(failed)} (see observables_failed); rerun the same command to measure them again"
+
+
+def write_result(path: Path, cfg: Config, status: str, reference, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None,
+                 observables_failed: dict | None = None) -> dict:
     """result.json; ``reference``: (E0 or None, its source: "exact" | "train.reference_energy")."""
     exact, source = reference
     rows = rd.read_metrics(path / "metrics.jsonl")
@@ -455,5 +496,8 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
     if reason:
         result["reason"] = reason
     result["warnings"] = sampling_warnings(rows, estimate_window(cfg.train.n_iter, cfg.train.final_window)) + final_warnings(final)
+    if observables_failed:
+        result["observables_failed"] = observables_failed
+        result["warnings"].append(observables_warning(observables_failed))
     atomic_write_json(path / "result.json", result)
     return result

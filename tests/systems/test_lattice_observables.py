@@ -8,36 +8,12 @@ import pytest
 
 from nqs_cli.config import schema
 from nqs_cli.systems.continuum import observables as particle_obs
-from nqs_cli.systems.lattice.exact import exact_ground_state
+from nqs_cli.systems.lattice.exact import exact_ground_state, full_sum
 from nqs_cli.systems.lattice.graph import Lattice
 from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
-from nqs_cli.systems.lattice.observables import FOCK_NAMES, SPIN_NAMES, LatticeObservables, momenta
+from nqs_cli.systems.lattice.geometry import momenta
+from nqs_cli.systems.lattice.observables import FOCK_NAMES, SPIN_NAMES, LatticeObservables
 from nqs_cli.systems.lattice.operators import BondHamiltonian, bose_hubbard, heisenberg, spin_matrices
-
-
-def lookup_log_psi(states, psi, local_dim):
-    """log ψ(x) of a vector ``psi`` on the sector basis ``states`` (complex: log|ψ| + iπ for ψ < 0)."""
-    weights = local_dim ** np.arange(states.shape[1] - 1, -1, -1)
-    codes = states.astype(np.int64) @ weights
-    order = np.argsort(codes)
-    sorted_codes = jnp.asarray(codes[order])
-    logs = jnp.asarray((np.log(np.abs(psi) + 1e-300) + 1j * np.pi * (psi < 0))[order])
-    w = jnp.asarray(weights)
-
-    def log_psi(x):
-        k = jnp.clip(jnp.searchsorted(sorted_codes, x.astype(jnp.int64) @ w), 0, len(codes) - 1)
-        return logs[k]
-
-    return log_psi
-
-
-def full_sum(obs, states, psi):
-    """Σ_x ψ(x)² O_loc(x) for every estimator value (normalised ψ; ψ(x) = 0 adds nothing)."""
-    keep = np.abs(psi) > 1e-12
-    log_psi = lookup_log_psi(states, psi, obs.space.local_dim)
-    values = jax.vmap(lambda x: obs.values(log_psi, x))(jnp.asarray(states[keep]))
-    means = {k: np.tensordot(psi[keep] ** 2, np.asarray(v), axes=1) for k, v in values.items()}
-    return {**means, **obs.derived(means)}
 
 
 def two_site_expectation(psi, states, n_sites, local_dim, i, j, bond):
@@ -68,7 +44,7 @@ def test_boson_estimators_equal_exact_expectations(pbc):
     np.testing.assert_allclose(got["n"], density, atol=1e-10)
     np.testing.assert_allclose(got["number_fluctuation_sites"], [expect_diagonal(psi, n[:, i] ** 2) - density[i] ** 2 for i in range(6)], atol=1e-10)
     # ⟨n_i n_j⟩ against r, averaged over the pairs at that distance
-    for k, r in enumerate(obs.distances):
+    for k, r in enumerate(obs.distances.astype(int)):
         pairs = [(i, (i + r) % 6) for i in range(6)] if pbc else [(i, i + r) for i in range(6 - r)]
         want = np.mean([expect_diagonal(psi, n[:, i] * n[:, j]) for i, j in pairs])
         assert got["nn"][k] == pytest.approx(want, abs=1e-10)
@@ -99,13 +75,13 @@ def test_spin_estimators_equal_exact_expectations(s, sign_rule):
     obs = LatticeObservables(lat, space, names, L // 2, 0, (lat.sublattice == 1) if sign_rule else None)
     got = full_sum(obs, states, psi)
     m = states - s
-    zz = [expect_diagonal(psi, m[:, 0] * m[:, r % L]) for r in obs.distances]  # translation invariant
+    zz = [expect_diagonal(psi, m[:, 0] * m[:, r % L]) for r in obs.distances.astype(int)]  # translation invariant
     np.testing.assert_allclose(got["zz"], zz, atol=1e-10)
     # ⟨S_i·S_j⟩ from the unrotated dense operator on the unrotated ground state
     sz, sp, sm = spin_matrices(s)
     ss = np.kron(sz, sz) + 0.5 * (np.kron(sp, sm) + np.kron(sm, sp))
     d = space.local_dim
-    want = [np.mean([two_site_expectation(plain, plain_states, L, d, i, (i + r) % L, ss) for i in range(L)]) if r else s * (s + 1) for r in obs.distances]
+    want = [np.mean([two_site_expectation(plain, plain_states, L, d, i, (i + r) % L, ss) for i in range(L)]) if r else s * (s + 1) for r in obs.distances.astype(int)]
     np.testing.assert_allclose(got["ss"], want, atol=1e-8)
     np.testing.assert_allclose(got["ss"][1:], 3 * np.asarray(zz[1:]), atol=1e-8)  # an SU(2) singlet
     full_zz = np.array([[expect_diagonal(psi, m[:, i] * m[:, j]) for j in range(L)] for i in range(L)])
@@ -115,7 +91,7 @@ def test_spin_estimators_equal_exact_expectations(s, sign_rule):
     stag = (-1.0) ** np.arange(L)
     assert got["ms2"] == pytest.approx(stag @ full_zz @ stag / L**2, abs=1e-10)
     if s == 1:
-        for k, r in enumerate(obs.distances):
+        for k, r in enumerate(obs.distances.astype(int)):
             f = [m[:, i] * m[:, (i + r) % L] * (-1.0) ** np.sum([m[:, (i + t) % L] for t in range(1, r)], axis=0) if r > 1 else m[:, i] * m[:, (i + r) % L]
                  for i in range(L)]
             assert got["string"][k] == pytest.approx(np.mean([expect_diagonal(psi, v) for v in f]), abs=1e-10)

@@ -46,3 +46,40 @@ def exact_ground_state(hamiltonian: BondHamiltonian, space, max_states: int = MA
 def ground_state_energy(hamiltonian: BondHamiltonian, space, max_states: int = MAX_STATES) -> float:
     """Ground-state energy of ``hamiltonian`` in the sector of ``space``."""
     return exact_ground_state(hamiltonian, space, max_states)[0]
+
+
+def lookup_log_psi(states: np.ndarray, psi: np.ndarray, local_dim: int):
+    """``log_psi(x)`` of a vector ``psi`` on the sector basis ``states`` (log|ψ| + iπ where ψ < 0;
+    a configuration outside the basis must not be asked for)."""
+    import jax.numpy as jnp
+
+    weights = local_dim ** np.arange(states.shape[1] - 1, -1, -1)
+    codes = states.astype(np.int64) @ weights
+    order = np.argsort(codes)
+    sorted_codes = jnp.asarray(codes[order])
+    logs = jnp.asarray((np.log(np.abs(psi) + 1e-300) + 1j * np.pi * (psi < 0))[order])
+    w = jnp.asarray(weights)
+
+    def log_psi(x):
+        k = jnp.clip(jnp.searchsorted(sorted_codes, x.astype(jnp.int64) @ w), 0, len(codes) - 1)
+        return logs[k]
+
+    return log_psi
+
+
+def full_sum(observables, states: np.ndarray, psi: np.ndarray, chunk: int = 2048) -> dict:
+    """Σ_x ψ(x)² O_loc(x) of every estimator value of ``observables`` (a LatticeObservables) and
+    the derived quantities: the exact expectations in the normalised state ``psi``."""
+    import jax
+    import jax.numpy as jnp
+
+    keep = np.abs(psi) > 1e-12
+    log_psi = lookup_log_psi(states, psi, observables.space.local_dim)
+    fn = jax.jit(jax.vmap(lambda x: observables.values(log_psi, x)))
+    xs, weights = states[keep], psi[keep] ** 2
+    means: dict = {}
+    for a in range(0, len(xs), chunk):
+        part = fn(jnp.asarray(xs[a : a + chunk]))
+        for k, v in part.items():
+            means[k] = means.get(k, 0.0) + np.tensordot(weights[a : a + chunk], np.asarray(v), axes=1)
+    return {**means, **observables.derived(means)}

@@ -38,6 +38,16 @@ _GEOMETRY = {
 }
 
 
+def cell_geometry(graph: str, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(primitive vectors as rows (dims, dims), basis positions (n_basis, dims)) of a Bravais
+    lattice (nearest neighbours at distance 1); hypercubic lattices: the unit vectors, one site."""
+    if graph in _GEOMETRY:
+        return _GEOMETRY[graph]
+    if graph in HYPERCUBIC:
+        return np.eye(dims), np.zeros((1, dims))
+    raise ValueError(f"a {graph!r} graph has no positions")
+
+
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 

@@ -5,20 +5,24 @@ Diagonal observables are functions of the configuration alone; off-diagonal ones
 ratios ψ(x′)/ψ(x) of the connected configurations, like the local energy:
 O_loc(x) = Σ_x′ ⟨x|O|x′⟩ ψ(x′)/ψ(x), so that ⟨O⟩ = Σ_x |ψ(x)|² O_loc(x) / Σ_x |ψ(x)|².
 
-Names (``LATTICE_NAMES``; which Hilbert space each needs in ``NEEDS``):
-- bosons: ``density`` ⟨n_i⟩ per site; ``number_fluctuation`` ⟨n_i²⟩ − ⟨n_i⟩² per site (and
-  their site mean); ``density_correlation`` ⟨n_i n_j⟩ against the distance r = |i − j|;
-  ``one_body_density_matrix`` ρ_ij = ⟨b†_i b_j⟩ (every pair of sites); ``momentum_distribution``
-  n(k) = (1/N_s) Σ_ij e^{ik·(r_i − r_j)} ρ_ij; ``condensate_fraction`` λ_max(ρ)/Σ_i ρ_ii;
-- spins: ``sz_correlation`` ⟨S^z_i S^z_j⟩ and ``spin_correlation`` ⟨S_i·S_j⟩ against r;
-  ``structure_factor`` S(q) = (1/N_s) Σ_ij e^{iq·(r_i − r_j)} ⟨S^z_i S^z_j⟩;
-  ``staggered_magnetization`` ⟨m_s²⟩, m_s = (1/N_s) Σ_i (−1)^{sublattice(i)} S^z_i;
+Names (``LATTICE_NAMES``; which Hilbert space each needs in ``NEEDS``; r_i the site positions,
+N_b the number of bulk sites, ε_i = ±1 on the two sublattices of a bipartite lattice):
+- bosons: ``density`` ⟨n_i⟩ per site; ``number_fluctuation`` ⟨n_i²⟩ − ⟨n_i⟩² per site (and,
+  as the scalar, their mean over the bulk sites weighted by ⟨n_i⟩); ``density_correlation``
+  ⟨n_i n_j⟩ against the distance; ``one_body_density_matrix`` ρ_ij = ⟨b†_i b_j⟩ (every pair
+  of sites); ``momentum_distribution`` n(k) = (1/N_s) Σ_ij e^{ik·(r_i − r_j)} ρ_ij;
+  ``condensate_fraction`` λ_max(ρ)/Σ_i ρ_ii;
+- spins: ``sz_correlation`` ⟨S^z_i S^z_j⟩ and ``spin_correlation`` ⟨S_i·S_j⟩ against the
+  distance; ``structure_factor`` S^zz(q) = (1/N_s) Σ_ij e^{iq·(r_i − r_j)} ⟨S^z_i S^z_j⟩ (the
+  S^z part) and ``spin_structure_factor`` S(q) the same with ⟨S_i·S_j⟩;
+  ``staggered_magnetization`` ⟨(m^z_s)²⟩, m^z_s = (1/N_b) Σ_{i∈bulk} ε_i S^z_i (the S^z part)
+  and ``staggered_moment`` ⟨m_s·m_s⟩ = (1/N_b²) Σ_{i,j∈bulk} ε_i ε_j ⟨S_i·S_j⟩;
   ``string_order`` ⟨S^z_i exp(iπ Σ_{i<k<j} S^z_k) S^z_j⟩ against r (integer spin, chains).
 
-Correlations against the distance average over the pairs (i, j) whose sites differ by r
-along one lattice axis (every axis, every such pair): on periodic lattices over all sites,
-on open ones over the pairs with both sites at least ``edge_sites`` from either end of the
-axis (the bulk).
+Correlations against the distance average over the pairs i ≤ j of bulk sites at each distance
+(geometry.correlation_pairs: minimum image on periodic axes, graph distance on custom graphs),
+up to ``max_distance``; on periodic lattices every site is in the bulk. Momenta are those of
+geometry.momenta.
 
 Marshall's sign rule (``rotated``: the sites of the rotated sublattice) multiplies each
 off-diagonal element ⟨x|O|x′⟩ by (−1)^{Σ_{k rotated} (m′_k − m_k)}, the rotation the
@@ -34,48 +38,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nqs_cli.systems.lattice import geometry
 from nqs_cli.systems.lattice.graph import Lattice
 from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
 from nqs_cli.systems.lattice.operators import spin_matrices
 
 FOCK_NAMES = ("density", "number_fluctuation", "density_correlation", "one_body_density_matrix", "momentum_distribution", "condensate_fraction")
-SPIN_NAMES = ("sz_correlation", "spin_correlation", "structure_factor", "staggered_magnetization", "string_order")
+SPIN_NAMES = ("sz_correlation", "spin_correlation", "structure_factor", "staggered_magnetization", "string_order",
+              "spin_structure_factor", "staggered_moment")
 LATTICE_NAMES = FOCK_NAMES + SPIN_NAMES
 NEEDS = {**{n: "fock" for n in FOCK_NAMES}, **{n: "spin" for n in SPIN_NAMES}}
+# the observables that need ψ at every hop i -> j: N_s (N_s − 1) ψ evaluations per sample
+MATRIX = ("one_body_density_matrix", "momentum_distribution", "condensate_fraction", "spin_structure_factor", "staggered_moment")
 # observables that evaluate ψ at connected configurations (cost: that many ψ per sample)
-OFF_DIAGONAL = ("one_body_density_matrix", "momentum_distribution", "condensate_fraction", "spin_correlation")
+OFF_DIAGONAL = MATRIX + ("spin_correlation",)
 # the scalar summary of each observable that has one (a column of `nqs report`)
-SCALARS = ("number_fluctuation", "condensate_fraction", "staggered_magnetization", "string_order")
+SCALARS = ("number_fluctuation", "condensate_fraction", "staggered_magnetization", "string_order", "staggered_moment")
 # the correlations against distance, binned from per-pair values, and their keys in ``values``
 BINNED = {"density_correlation": "nn", "sz_correlation": "zz", "spin_correlation": "ss", "string_order": "string"}
-MAX_MATRIX_SITES = 64  # the one-body density matrix evaluates ψ at N_s (N_s − 1) configurations per sample
-
-
-def correlation_pairs(lattice: Lattice, max_distance: int, edge_sites: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, r) int arrays: the site pairs at separation r = 0..max_distance along each axis
-    (periodic: all sites; open: both sites at least ``edge_sites`` from the ends), r being the
-    bin. ``j`` is the site reached from ``i`` by r steps in the positive direction."""
-    L, n = lattice.length, lattice.n_sites
-    strides = L ** np.arange(lattice.dims - 1, -1, -1)
-    out = ([], [], [])
-    for r in range(max_distance + 1):
-        for axis in range(lattice.dims):
-            c = lattice.coords[:, axis]
-            if lattice.pbc:
-                keep, cj = np.ones(n, bool), (c + r) % L
-            else:
-                cj = c + r
-                keep = (c >= edge_sites) & (cj <= L - 1 - edge_sites)
-            i = np.arange(n)[keep]
-            out[0].append(i)
-            out[1].append(i + ((cj - c) * strides[axis])[keep])
-            out[2].append(np.full(len(i), r))
-    return tuple(np.concatenate(a).astype(np.int32) for a in out)
-
-
-def momenta(lattice: Lattice) -> np.ndarray:
-    """(L^D, D) wave vectors q = 2π m / L, m = 0..L−1 per axis (row-major like the sites)."""
-    return 2 * np.pi * lattice.coords.astype(np.float64) / lattice.length
+MOMENTUM = ("momentum_distribution", "structure_factor", "spin_structure_factor")
+STAGGERED = ("staggered_magnetization", "staggered_moment")
+MAX_MATRIX_SITES = 64  # the matrix observables evaluate ψ at N_s (N_s − 1) configurations per sample
 
 
 def hop_tables(space) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +74,24 @@ def hop_tables(space) -> tuple[np.ndarray, np.ndarray]:
     return up, down
 
 
+def undefined_reason(name: str, lattice: Lattice, space) -> str | None:
+    """Why ``name`` cannot be measured on ``lattice`` with ``space`` (None: it can)."""
+    kind = "fock" if isinstance(space, FockSpace) else "spin"
+    if name not in NEEDS:
+        return f"unknown lattice observable {name!r}; expected one of {', '.join(LATTICE_NAMES)}"
+    if NEEDS[name] != kind:
+        return f"{name} is an observable of a {NEEDS[name]} space, not of a {kind} space"
+    if name == "string_order" and (lattice.graph != "chain" or space.local_dim % 2 == 0):
+        return "string_order is defined for integer spins on a chain (the string runs along it)"
+    if name in MOMENTUM and not geometry.has_positions(lattice):
+        return f"{name} needs momenta, and a custom graph has no site positions"
+    if name in STAGGERED and not lattice.is_bipartite:
+        return f"{name} needs two sublattices, and this {lattice.graph} lattice's bonds close odd loops (it is not bipartite)"
+    if name in MATRIX and lattice.n_sites > MAX_MATRIX_SITES:
+        return f"{name} is measured on at most {MAX_MATRIX_SITES} sites (N_s (N_s − 1) ψ evaluations per sample); this lattice has {lattice.n_sites}"
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class LatticeObservables:
     """The estimators of ``names`` on ``lattice`` with Hilbert space ``space``.
@@ -98,37 +99,38 @@ class LatticeObservables:
     ``values(log_psi, x)`` gives, for ONE configuration x (n_sites,) int, a dict of arrays whose
     means under |ψ|² are the expectations (``log_psi(x) -> scalar``, possibly complex, needed by
     the off-diagonal ones); ``derived(means)`` maps those means to the non-linear quantities.
+    Correlations against distance average over the pairs of bulk sites (``edge_sites``, see
+    geometry.bulk_sites) at each distance up to ``max_distance``; the scalars average over the
+    bulk.
     """
 
     lattice: Lattice
     space: FockSpace | SpinSpace
     names: tuple[str, ...]
-    max_distance: int
+    max_distance: float
     edge_sites: int = 0
     rotated: np.ndarray | None = None  # (n_sites,) bool: Marshall-rotated sites, or None
 
     def __post_init__(self):
-        kind = "fock" if isinstance(self.space, FockSpace) else "spin"
         for name in self.names:
-            if name not in NEEDS:
-                raise ValueError(f"unknown lattice observable {name!r}; expected one of {', '.join(LATTICE_NAMES)}")
-            if NEEDS[name] != kind:
-                raise ValueError(f"{name} is an observable of a {NEEDS[name]} space, not of a {kind} space")
-        if "string_order" in self.names and (self.lattice.dims != 1 or self.space.local_dim % 2 == 0):
-            raise ValueError("string_order needs a chain of integer spins")
-        if any(n in self.names for n in ("one_body_density_matrix", "momentum_distribution", "condensate_fraction")) \
-                and self.lattice.n_sites > MAX_MATRIX_SITES:
-            raise ValueError(f"the one-body density matrix is measured on at most {MAX_MATRIX_SITES} sites")
+            why = undefined_reason(name, self.lattice, self.space)
+            if why:
+                raise ValueError(why)
 
     # ---- geometry ---------------------------------------------------------------------
 
     @cached_property
+    def bulk(self) -> np.ndarray:
+        return geometry.bulk_sites(self.lattice, self.edge_sites)
+
+    @cached_property
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return correlation_pairs(self.lattice, self.max_distance, self.edge_sites)
+        """(i, j, d): the bulk pairs i ≤ j at distance d ≤ max_distance, by distance."""
+        return geometry.correlation_pairs(self.lattice, self.bulk, self.max_distance)
 
     @cached_property
     def distances(self) -> np.ndarray:
-        """The distances r with at least one pair, in bin order."""
+        """The distances with at least one pair, in bin order."""
         return np.unique(self.pairs[2])
 
     @cached_property
@@ -144,17 +146,34 @@ class LatticeObservables:
         return sums / jnp.asarray(np.bincount(self._bins, minlength=n_bins), sums.dtype)
 
     @cached_property
+    def momenta(self) -> np.ndarray:
+        return geometry.momenta(self.lattice)
+
+    @cached_property
     def _phases(self) -> tuple[np.ndarray, np.ndarray]:
-        """(cos, sin) of q·r_i, (n_q, n_sites)."""
-        qr = momenta(self.lattice) @ self.lattice.coords.T.astype(np.float64)
+        """(cos, sin) of q·r_i, (n_q, n_sites), r_i the site positions."""
+        qr = self.momenta @ self.lattice.positions.T
         return np.cos(qr), np.sin(qr)
 
     def _structure_factor(self, m: jax.Array) -> jax.Array:
-        """S(q) = |Σ_i e^{iq·r_i} m_i|² / N_s at q = 2π k / L (row-major like the sites): one
-        D-dimensional FFT of the lattice's values, O(N_s log N_s) with no N_s × N_s table."""
-        shape = (self.lattice.length,) * self.lattice.dims
-        amplitude = jnp.fft.fftn(m.reshape(shape).astype(jnp.result_type(m.dtype, jnp.float32)))
-        return (jnp.abs(amplitude) ** 2).reshape(-1) / self.lattice.n_sites
+        """|Σ_i e^{iq·r_i} m_i|² / N_s at every allowed q: one FFT over the cells per basis site,
+        combined with the basis phases, O(N_s log N_s) with no N_s × N_s table."""
+        lat = self.lattice
+        x = m.reshape(*lat.lengths, lat.n_basis).astype(jnp.result_type(m.dtype, jnp.float32))
+        cells = jnp.fft.fftn(x, axes=tuple(range(lat.dims))).reshape(-1, lat.n_basis)
+        amplitude = jnp.sum(cells * jnp.asarray(geometry.basis_phases(lat)), axis=1)
+        return jnp.abs(amplitude) ** 2 / lat.n_sites
+
+    def _fourier_matrix(self, c: jax.Array) -> jax.Array:
+        """(1/N_s) Σ_ij e^{iq·(r_i − r_j)} c_ij of a symmetric (N_s, N_s) ``c`` at every q."""
+        cos, sin = (jnp.asarray(a) for a in self._phases)
+        return (jnp.einsum("qi,ij,qj->q", cos, c, cos) + jnp.einsum("qi,ij,qj->q", sin, c, sin)) / self.lattice.n_sites
+
+    @cached_property
+    def _stagger(self) -> np.ndarray:
+        """(n_sites,) ±1/N_bulk on the bulk sites of the two sublattices, 0 elsewhere."""
+        sign = 1.0 - 2.0 * self.lattice.sublattice.astype(np.float64)
+        return np.where(self.bulk, sign, 0.0) / max(int(self.bulk.sum()), 1)
 
     @property
     def pair_values_per_config(self) -> int:
@@ -165,9 +184,9 @@ class LatticeObservables:
     def n_ratios(self) -> int:
         """ψ evaluations per configuration that the off-diagonal estimators need."""
         n = self.lattice.n_sites
-        count = n * (n - 1) if any(k in self.names for k in ("one_body_density_matrix", "momentum_distribution", "condensate_fraction")) else 0
+        count = n * (n - 1) if set(self.names) & set(MATRIX) else 0
         if "spin_correlation" in self.names:
-            count += 2 * int(np.sum(self.pairs[2] > 0))
+            count += 2 * int(np.sum(self.pairs[0] != self.pairs[1]))
         return count
 
     # ---- per-configuration values ---------------------------------------------------
@@ -184,12 +203,20 @@ class LatticeObservables:
             out["n2"] = m * m
         if "density_correlation" in names:
             out["nn"] = self._binned(m[i] * m[j])
+        hops = self._all_hops(log_psi, x) if names & set(MATRIX) else None
         if names & {"one_body_density_matrix", "momentum_distribution", "condensate_fraction"}:
-            out["rho"] = self._density_matrix(log_psi, x, m)
+            out["rho"] = 0.5 * (hops + hops.T) + jnp.diag(m.astype(hops.dtype))  # ρ_ij, symmetrised (ψ real)
         if "momentum_distribution" in names:
-            cos, sin = (jnp.asarray(a) for a in self._phases)
-            rho = out["rho"]
-            out["nk"] = (jnp.einsum("qi,ij,qj->q", cos, rho, cos) + jnp.einsum("qi,ij,qj->q", sin, rho, sin)) / self.lattice.n_sites
+            out["nk"] = self._fourier_matrix(out["rho"])
+        if names & {"spin_structure_factor", "staggered_moment"}:
+            spin = self.space.s
+            ss = jnp.outer(m, m) + 0.5 * (hops + hops.T)
+            ss = ss + jnp.diag(spin * (spin + 1) - m * m)  # S_i·S_i = s(s + 1)
+            if "spin_structure_factor" in names:
+                out["ssq"] = self._fourier_matrix(ss)
+            if "staggered_moment" in names:
+                stagger = jnp.asarray(self._stagger, ss.dtype)
+                out["ms_ms"] = stagger @ ss @ stagger
         if "sz_correlation" in names:
             out["zz"] = self._binned(m[i] * m[j])
         if "spin_correlation" in names:
@@ -199,8 +226,7 @@ class LatticeObservables:
         if "structure_factor" in names:
             out["sq"] = self._structure_factor(m)
         if "staggered_magnetization" in names:
-            sign = 1.0 - 2.0 * jnp.asarray(self.lattice.sublattice, m.dtype)
-            out["ms2"] = (jnp.dot(sign, m) / self.lattice.n_sites) ** 2
+            out["ms2"] = jnp.dot(jnp.asarray(self._stagger, m.dtype), m) ** 2
         if "string_order" in names:
             out["string"] = self._binned(self._string(m, i, j))
         return out
@@ -221,13 +247,12 @@ class LatticeObservables:
             amp = amp * (1 - 2 * ((rot[i] + rot[j]) % 2))
         return jnp.where(valid, amp * ratio, 0.0).real
 
-    def _density_matrix(self, log_psi, x, n) -> jax.Array:
-        """ρ_ij(x) (n_sites, n_sites): ⟨b†_i b_j⟩'s estimator, symmetrised (ψ real)."""
+    def _all_hops(self, log_psi, x) -> jax.Array:
+        """(n_sites, n_sites): ⟨x|A†_i A_j|x′⟩ ψ(x′)/ψ(x) for every i ≠ j (0 on the diagonal)."""
         ns = self.lattice.n_sites
         i, j = np.nonzero(~np.eye(ns, dtype=bool))
         hop = self._hop(log_psi, x, jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32))
-        rho = jnp.zeros((ns, ns), hop.dtype).at[i, j].set(hop) + jnp.diag(n.astype(hop.dtype))
-        return 0.5 * (rho + rho.T)
+        return jnp.zeros((ns, ns), hop.dtype).at[i, j].set(hop)
 
     def _string(self, m, i, j) -> jax.Array:
         """m_i m_j (−1)^{Σ_{k strictly between} m_k} along the chain (wrapping when periodic)."""
@@ -244,9 +269,11 @@ class LatticeObservables:
         """Non-linear functions of the means of ``values`` (numpy in, numpy out)."""
         out = {}
         if "number_fluctuation" in self.names:
-            var = np.asarray(means["n2"]) - np.asarray(means["n"]) ** 2
+            n = np.asarray(means["n"])
+            var = np.asarray(means["n2"]) - n**2
             out["number_fluctuation_sites"] = var
-            out["number_fluctuation"] = np.mean(var)
+            weight = np.where(self.bulk, n, 0.0)  # the bulk's sites, weighted by their particles
+            out["number_fluctuation"] = float(weight @ var / weight.sum()) if weight.sum() > 0 else float(np.mean(var[self.bulk]))
         if "condensate_fraction" in self.names:
             rho = np.asarray(means["rho"])
             rho = 0.5 * (rho + rho.T)
@@ -254,6 +281,12 @@ class LatticeObservables:
         return out
 
     # ---- plain data -------------------------------------------------------------------
+
+    @cached_property
+    def path(self) -> dict:
+        """The momenta on a path through the Brillouin zone (geometry.brillouin_path), for plots."""
+        p = geometry.brillouin_path(self.lattice)
+        return {"index": p["index"], "position": [float(v) for v in p["position"]], "labels": [[float(a), b] for a, b in p["labels"]]}
 
     def to_json(self, means: dict, errors: dict) -> dict:
         """observables.json's entries from the means and errors of ``values`` and ``derived``
@@ -280,11 +313,11 @@ class LatticeObservables:
             elif name == "one_body_density_matrix":
                 out[name] = pair("rho")
             elif name == "momentum_distribution":
-                out[name] = {"k": momenta(self.lattice).tolist(), **pair("nk")}
-            elif name == "structure_factor":
-                out[name] = {"q": momenta(self.lattice).tolist(), **pair("sq")}
-            elif name in ("condensate_fraction", "staggered_magnetization"):
-                out[name] = scalar("ms2" if name == "staggered_magnetization" else name)
+                out[name] = {"k": self.momenta.tolist(), **pair("nk"), "path": self.path}
+            elif name in ("structure_factor", "spin_structure_factor"):
+                out[name] = {"q": self.momenta.tolist(), **pair("sq" if name == "structure_factor" else "ssq"), "path": self.path}
+            elif name in ("condensate_fraction", "staggered_magnetization", "staggered_moment"):
+                out[name] = scalar({"staggered_magnetization": "ms2", "staggered_moment": "ms_ms"}.get(name, name))
             if name in SCALARS:
                 scalars[name] = {"value": out[name]["value"], "error": out[name]["error"]}
         return {**out, "scalars": scalars}
