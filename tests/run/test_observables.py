@@ -108,3 +108,48 @@ def test_an_empty_list_measures_nothing_and_defaults_fit_the_system():
     assert tiny_config("bose-hubbard", observables__names=[]).observables.names == ()
     assert "string_order" in tiny_config("heisenberg").observables.names
     assert "string_order" not in tiny_config("heisenberg", hilbert__s=0.5).observables.names
+
+
+def test_a_failing_observable_keeps_the_energy_exits_non_zero_and_a_rerun_measures_it_again(tmp_path, monkeypatch):
+    from nqs_cli.systems.lattice.observables import LatticeObservables
+
+    honest = LatticeObservables.values
+
+    def broken(self, log_psi, x):
+        if "density_correlation" in self.names:
+            raise FloatingPointError("injected fault")
+        return honest(self, log_psi, x)
+
+    monkeypatch.setattr(LatticeObservables, "values", broken)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tiny_run_config("fault", seed=4, n_iter=6, observables=["density", "density_correlation"]))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(cfg), "--out", str(run), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "density_correlation" in result.output and "injected fault" in result.output
+    saved = json.loads((run / "result.json").read_text())
+    assert saved["status"] == "completed" and np.isfinite(saved["energy"])
+    assert set(saved["observables_failed"]) == {"density_correlation"}
+    assert any("density_correlation" in w for w in saved["warnings"])
+    obs = json.loads((run / "observables.json").read_text())
+    assert "density" in obs and "density_correlation" not in obs and set(obs["failed"]) == {"density_correlation"}
+    # the fault mended, the same command measures the observables again and leaves the energy as it was
+    monkeypatch.setattr(LatticeObservables, "values", honest)
+    result = CliRunner().invoke(app, ["train", str(cfg), "--out", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((run / "result.json").read_text())
+    assert "observables_failed" not in again and again["energy"] == saved["energy"]
+    obs = json.loads((run / "observables.json").read_text())
+    assert "failed" not in obs and obs["density_correlation"]["values"]
+
+
+def test_a_ladder_trains_and_measures_every_default_observable(tmp_path):
+    text = tiny_run_config("ladder", seed=5, n_iter=4).replace('length = 4', 'graph = "square"\nlength = [2, 2]\npbc = [true, false]')
+    text = text.replace('names = []', '')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    result = CliRunner().invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    obs = json.loads((tmp_path / "run" / "observables.json").read_text())
+    assert set(FOCK) <= set(obs) and "failed" not in obs
+    assert obs["density_correlation"]["distance"] == [0.0, 1.0, 1.414214]
