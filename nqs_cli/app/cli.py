@@ -365,15 +365,22 @@ def parse_duration(text: str) -> float:
 
 
 @app.command()
-def exact(config: Path = typer.Argument(..., help="TOML config file"), set_: Optional[List[str]] = SetOption):
-    """Exact ground-state energy by Lanczos (small lattice systems, constrained sector)."""
-    cfg = load_config(config, set_)
+def exact(
+    config: Path = typer.Argument(..., help="TOML config file, or a run directory (its resolved config)"),
+    set_: Optional[List[str]] = SetOption,
+    observables: Optional[Path] = typer.Option(None, "--observables", help="Also write the exact ground state's observables (the config's [observables], observables.json's layout) to this JSON file; a run directory as CONFIG writes them to its exact_observables.json."),
+):
+    """Exact ground-state energy by Lanczos (small lattice systems, constrained sector), and optionally its observables."""
+    run_dir = config if config.is_dir() else None
+    cfg = load_run(run_dir) if run_dir is not None else load_config(config, set_)
     if cfg.is_continuous:
         from nqs_cli.setup.continuum import exact_energy
 
         e0 = exact_energy(cfg)
         if e0 is None:
             fail(f"{config}: no exact energy is known for this continuous system (exact diagonalisation is for lattice systems)")
+        if observables is not None or run_dir is not None:
+            fail(f"{config}: exact observables are computed for lattice systems (exact diagonalisation)")
         out.print(f"{e0:.10f}")
         return
     setup_jax(cfg)
@@ -383,9 +390,40 @@ def exact(config: Path = typer.Argument(..., help="TOML config file"), set_: Opt
     n = problem.space.n_states
     if n > MAX_STATES:
         fail(f"{config}: the sector has {n} states, above the exact-diagonalisation limit of {MAX_STATES}")
-    e0 = problem.exact_energy()
-    err.print(f"{problem.description}: {n} states")
+    target = observables if observables is not None else (run_dir / "exact_observables.json" if run_dir is not None else None)
+    if target is None:
+        e0 = problem.exact_energy()
+    else:
+        e0 = write_exact_observables(cfg, problem, target)
+    err.print(f"{problem.description}: {n} states" + (f"; observables in {target}" if target is not None else ""))
     out.print(f"{e0:.10f}")
+
+
+def load_run(run: Path):
+    """The resolved config of a run directory (one line and exit 2 when it is not one)."""
+    from nqs_cli.run.evaluate import load_run_config
+    from nqs_cli.run.files import RunDirError
+
+    try:
+        return load_run_config(run)
+    except (RunDirError, ConfigError) as exc:
+        fail(str(exc))
+
+
+def write_exact_observables(cfg, problem, target: Path) -> float:
+    """exact_observables.json (or ``target``): the exact ground state's observables; its energy."""
+    from nqs_cli.run.files import atomic_write_json
+    from nqs_cli.run.measure import measure_exact
+
+    try:
+        data = measure_exact(cfg, problem)
+    except ValueError as exc:
+        fail(f"{cfg.source}: {exc}")
+    try:
+        atomic_write_json(target, data)
+    except OSError as exc:
+        fail(f"{exc.filename or target}: {exc.strerror or exc}", code=EXIT_IO)
+    return data["energy"]
 
 
 # --------------------------------------------------------------------------- summary
@@ -493,6 +531,7 @@ def report(
     discard: int = typer.Option(0, "--discard", min=0, help="Estimate from the iterations after the first N (instead of result.json's final estimate)."),
     window: Optional[int] = typer.Option(None, "--window", min=1, help="Estimate from the mean of the last N iterations (after --discard)."),
     x: Optional[str] = typer.Option(None, "--x", help="A scan's config key (e.g. hamiltonian.U): rows sorted by it, and the plot shows the final energy and each scalar observable against it (default: the one key in which the runs differ)."),
+    plot_observables: Optional[Path] = typer.Option(None, "--plot-observables", help="Write every measured observable (profiles, correlations against distance, S(q) along the Brillouin zone, g(r)) with error bars to a PNG; exact values from `nqs exact RUN --observables` drawn over them."),
 ):
     """Compare runs: a table of final energies, errors, exact references, evaluations, observables and timings."""
     from nqs_cli.app.render import runs_table
@@ -522,18 +561,32 @@ def report(
         sys.stdout.flush()
     else:
         out.print(runs_table(rows))
+    readable = [p for p, r in zip(runs, rows) if r["status"] != "unreadable"]
     if plot is not None:
+        need_matplotlib("--plot")
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            fail("--plot needs matplotlib: pip install matplotlib (or, from a checkout of nqs, pip install '.[plot]')")
-        try:
-            plot_runs([p for p, r in zip(runs, rows) if r["status"] != "unreadable"], plot, discard, key)
+            plot_runs(readable, plot, discard, key)
         except (OSError, ValueError) as exc:
             fail(f"--plot {plot}: cannot write it ({exc})")
         err.print(f"wrote {plot}")
+    if plot_observables is not None:
+        need_matplotlib("--plot-observables")
+        from nqs_cli.run.observable_plots import plot_observables as draw_observables
+
+        try:
+            draw_observables(readable, plot_observables)
+        except (OSError, ValueError, RunDirError) as exc:
+            fail(f"--plot-observables {plot_observables}: cannot write it ({exc})")
+        err.print(f"wrote {plot_observables}")
     if unreadable:
         fail(f"{len(unreadable)} of {len(runs)} run directories unreadable (marked in the table): {unreadable[0]}")
+
+
+def need_matplotlib(option: str) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        fail(f"{option} needs matplotlib: pip install matplotlib (or, from a checkout of nqs, pip install '.[plot]')")
 
 
 def unreadable_row(path: Path, reason: str) -> dict:

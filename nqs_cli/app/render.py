@@ -60,7 +60,9 @@ def runs_table(rows: list[dict]) -> Table:
             cells.append("—" if e is None else f"{fmt_energy(e, r.get('evaluation_energy_error'))} (step {r.get('evaluation_step')})")
         for name in scalars:
             v = (r.get("observables") or {}).get("scalars", {}).get(name)
-            cells.append("—" if v is None or v.get("value") is None else fmt_energy(v["value"], v.get("error")))
+            exact = (r.get("exact_observables") or {}).get("scalars", {}).get(name)
+            cell = "—" if v is None or v.get("value") is None else fmt_energy(v["value"], v.get("error"))
+            cells.append(cell if exact is None else f"{cell} (exact {exact['value']:.6g})")
         cells += [
             "—" if r["r_hat"] is None else f"{r['r_hat']:.3g}",
             "—" if r["acceptance"] is None else f"{r['acceptance']:.2f}",

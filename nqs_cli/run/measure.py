@@ -20,6 +20,7 @@ from nqs_cli.config import Config
 from nqs_cli.setup import Training
 from nqs_cli.setup.observables import build_observables, offdiagonal_per_chain
 from nqs_cli.systems.continuum import observables as particle_obs
+from nqs_cli.systems.lattice.exact import exact_ground_state, full_sum
 from nqs_cli.systems.lattice.observables import OFF_DIAGONAL, LatticeObservables
 from nqs_cli.vmc.stats import JACKKNIFE_BLOCKS, block_means, component_statistics, jackknife
 
@@ -158,3 +159,15 @@ def measure_particle_observable(name: str, training: Training, samples, e_loc) -
         split = {key: {"value": float(means[key]), "error": float(errors[key])} for key in ("kinetic_energy", "potential_energy")}
         return {"energy_split": split, "scalars": dict(split)}
     raise ValueError(f"unknown particle observable {name!r}")
+
+
+def measure_exact(cfg: Config, problem) -> dict:
+    """The exact ground state's observables (exact diagonalisation in the sector), with the
+    names, keys and layout of observables.json and zero error bars: exact_observables.json."""
+    spec = build_observables(cfg, problem)
+    if not isinstance(spec, LatticeObservables):
+        raise ValueError("exact observables are computed for lattice systems")
+    energy, states, psi = exact_ground_state(problem.hamiltonian, problem.space)
+    means = full_sum(spec, states, psi) if spec.names else {}
+    data = spec.to_json(means, {k: np.zeros_like(np.asarray(v, np.float64)) for k, v in means.items()}) if spec.names else {"scalars": {}}
+    return {"source": "exact diagonalisation", "energy": energy, "n_states": int(len(states)), **data}

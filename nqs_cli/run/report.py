@@ -63,6 +63,7 @@ def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
     last = rows[-1] if rows else {}
     evaluation = read_json_object(path / "evaluation.json") if (path / "evaluation.json").exists() else {}
     observables = read_json_object(path / "observables.json") if (path / "observables.json").exists() else {}
+    exact_observables = read_json_object(path / "exact_observables.json") if (path / "exact_observables.json").exists() else {}
     return {
         "run": str(path),
         "name": resolved.get("name"),
@@ -83,6 +84,7 @@ def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
         "status": status,
         "flags": run_flags(status, last, result),
         "observables": observables,
+        "exact_observables": exact_observables,
     }
 
 

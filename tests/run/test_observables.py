@@ -153,3 +153,34 @@ def test_a_ladder_trains_and_measures_every_default_observable(tmp_path):
     obs = json.loads((tmp_path / "run" / "observables.json").read_text())
     assert set(FOCK) <= set(obs) and "failed" not in obs
     assert obs["density_correlation"]["distance"] == [0.0, 1.0, 1.414214]
+
+
+def test_exact_observables_have_the_layout_of_the_measured_ones_and_report_shows_both(tmp_path):
+    _, run = trained_run(tmp_path, tiny_run_config("exact", seed=3, n_iter=6, observables=FOCK))
+    result = CliRunner().invoke(app, ["exact", str(run)])
+    assert result.exit_code == 0, result.output
+    exact = json.loads((run / "exact_observables.json").read_text())
+    measured = json.loads((run / "observables.json").read_text())
+    assert set(FOCK) <= set(exact) and exact["source"] == "exact diagonalisation"
+    for name in FOCK:
+        if name in exact["scalars"]:
+            continue
+        assert np.shape(exact[name]["values"]) == np.shape(measured[name]["values"])
+    # free of any sampling: Σ_k n(k) = N and ⟨n_i⟩ = N/L on the ring, to float precision
+    assert np.sum(exact["momentum_distribution"]["values"]) == pytest.approx(4, abs=1e-9)
+    np.testing.assert_allclose(exact["density"]["values"], 1.0, atol=1e-9)
+    assert float(result.output.strip().splitlines()[-1]) == pytest.approx(exact["energy"], abs=1e-9)
+    table = CliRunner().invoke(app, ["report", str(run)])
+    assert table.exit_code == 0 and "(exact " in table.output
+    plot = tmp_path / "obs.png"
+    drawn = CliRunner().invoke(app, ["report", str(run), "--plot-observables", str(plot)])
+    assert drawn.exit_code == 0, drawn.output
+    assert plot.stat().st_size > 10_000
+
+
+def test_undefined_observables_are_refused_before_training(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tiny_run_config("x", seed=0, observables=["density"]).replace('length = 4', 'graph = "custom"\nlength = 4\nedges = [[0, 1], [1, 2], [2, 3]]'))
+    result = CliRunner().invoke(app, ["train", str(cfg), "--set", 'observables.names=["momentum_distribution"]', "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "no site positions" in result.output and "observables.names" in result.output
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
