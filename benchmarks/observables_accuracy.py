@@ -1,7 +1,8 @@
 """Observables with defaults against exact diagonalisation on 12–18-site systems that no shipped
 config holds: each system trained by `nqs train` (defaults, the shipped configs' sampler and
 300 iterations), its exact observables from `nqs exact RUN`, then every density, correlation
-and condensate fraction compared within max(4σ, 0.02) and S(q) at its maximum within 3 %.
+and condensate fraction (and the scalars) compared within max(4σ, 0.02), S(q) at its maximum
+within 3 % (run/observable_check).
 
     python -m benchmarks.observables_accuracy [--only NAME ...] [--n-iter 300] [--root DIR]
 
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from nqs_cli.run import observable_check
 
 SAMPLER = {"n_chains": 16, "n_samples": 1008}
 SPIN = {"hilbert": {"kind": "spin", "s": 0.5, "total_sz": 0}, "sampler": {"kind": "metropolis-exchange", **SAMPLER}}
@@ -35,46 +36,13 @@ SYSTEMS = {
     "heisenberg-honeycomb-3x3": {"lattice": {"graph": "honeycomb", "length": 3}, **SPIN, "hamiltonian": {"kind": "heisenberg"}},
     "xxz-ring-14-delta2": {"lattice": {"graph": "chain", "length": 14}, **SPIN, "hamiltonian": {"kind": "heisenberg", "delta": 2.0}},
     "spin1-open-chain-10": {"lattice": {"graph": "chain", "length": 10, "pbc": False}, "hilbert": {"kind": "spin", "s": 1, "total_sz": 0},
-                            "hamiltonian": {"kind": "heisenberg"}, "sampler": {"kind": "metropolis-exchange", **SAMPLER}},
+                            "hamiltonian": {"kind": "heisenberg"}, "sampler": {"kind": "metropolis-hamiltonian", **SAMPLER}},
     "bose-hubbard-ladder-6x2-U6": {"lattice": {"graph": "square", "length": [6, 2], "pbc": [True, False]}, **bosons(2, 12, 6.0)},
     "bose-hubbard-torus-4x3-U8": {"lattice": {"graph": "square", "length": [4, 3]}, **bosons(2, 12, 8.0)},
     "bose-hubbard-open-chain-12-U3": {"lattice": {"graph": "chain", "length": 12, "pbc": False}, **bosons(2, 12, 3.0)},
     "bose-hubbard-custom-12-U4": {"lattice": {"graph": "custom", "length": 12,
                                               "edges": [[i, (i + 1) % 12] for i in range(12)] + [[0, 6], [3, 9]]}, **bosons(2, 12, 4.0)},
 }
-COMPARED = ("density", "density_correlation", "sz_correlation", "spin_correlation", "string_order", "condensate_fraction")
-STRUCTURE = ("structure_factor", "spin_structure_factor")
-
-
-def toml(name: str, system: dict, n_iter: int) -> str:
-    lines = [f'name = "{name}"', "seed = 11"]
-    for section, table in {**system, "model": {"kind": "rbm-multival", "alpha": 1}, "train": {"n_iter": n_iter}}.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
-    return "\n".join(lines) + "\n"
-
-
-def compare(measured: dict, exact: dict) -> dict:
-    """Worst deviation per observable in units of its tolerance max(4σ, 0.02) (≤ 1 passes), and
-    S(q) at the exact maximum as a relative deviation (≤ 0.03 passes)."""
-    out = {}
-    for name in COMPARED:
-        if name not in measured or name not in exact:
-            continue
-        m, e = measured[name], exact[name]
-        values = np.atleast_1d(m.get("values", m.get("value")))
-        errors = np.atleast_1d(m.get("errors", m.get("error")))
-        ref = np.atleast_1d(e.get("values", e.get("value")))
-        ratio = np.abs(values - ref) / np.maximum(4 * errors, 0.02)
-        out[name] = {"worst": float(ratio.max()), "max_abs": float(np.abs(values - ref).max())}
-    for name in STRUCTURE:
-        if name in measured and name in exact:
-            ref = np.asarray(exact[name]["values"])
-            k = int(np.argmax(ref))
-            out[name] = {"at_max": float(abs(measured[name]["values"][k] - ref[k]) / ref[k]), "q": exact[name]["q"][k]}
-    return out
-
-
 def run_system(name: str, system: dict, root: Path, n_iter: int) -> dict:
     cfg = root / f"{name}.toml"
     cfg.write_text(toml(name, system, n_iter))
@@ -88,8 +56,8 @@ def run_system(name: str, system: dict, root: Path, n_iter: int) -> dict:
     result = json.loads((run / "result.json").read_text())
     measured = json.loads((run / "observables.json").read_text())
     exact = json.loads((run / "exact_observables.json").read_text())
-    worst = compare(measured, exact)
-    passed = all(v.get("worst", 0) <= 1 for v in worst.values()) and all(v.get("at_max", 0) <= 0.03 for v in worst.values())
+    worst = observable_check.deviations(measured, exact)
+    passed = not observable_check.off(worst)
     return {"system": name, "relative_error": result.get("relative_error"), "v_score": result.get("v_score"), "wall_s": round(wall, 1),
             "passed": passed, "observables": worst}
 

@@ -20,7 +20,7 @@ from nqs_cli.config import Config
 from nqs_cli.setup import Training
 from nqs_cli.setup.observables import build_observables, offdiagonal_per_chain
 from nqs_cli.systems.continuum import observables as particle_obs
-from nqs_cli.systems.lattice.exact import exact_ground_state, full_sum
+from nqs_cli.systems.lattice.exact import full_sum
 from nqs_cli.systems.lattice.observables import OFF_DIAGONAL, LatticeObservables
 from nqs_cli.vmc.stats import JACKKNIFE_BLOCKS, block_means, component_statistics, jackknife
 
@@ -161,13 +161,22 @@ def measure_particle_observable(name: str, training: Training, samples, e_loc) -
     raise ValueError(f"unknown particle observable {name!r}")
 
 
-def measure_exact(cfg: Config, problem) -> dict:
+EXACT_BUDGET = 1 << 24  # ψ look-ups (sector states × (1 + ratios per state)) of the comparison at the end of training
+
+
+def measure_exact(cfg: Config, problem, budget: int | None = None) -> dict | None:
     """The exact ground state's observables (exact diagonalisation in the sector), with the
-    names, keys and layout of observables.json and zero error bars: exact_observables.json."""
+    names, keys and layout of observables.json and zero error bars: exact_observables.json.
+    None when the full sum would take more than ``budget`` ψ look-ups (no budget: always)."""
     spec = build_observables(cfg, problem)
     if not isinstance(spec, LatticeObservables):
         raise ValueError("exact observables are computed for lattice systems")
-    energy, states, psi = exact_ground_state(problem.hamiltonian, problem.space)
+    solved = problem.exact_state() if problem.exact_state is not None else None
+    if solved is None:
+        raise ValueError("the sector is beyond the exact-diagonalisation limit")
+    energy, states, psi = solved
+    if budget is not None and len(states) * (1 + spec.n_ratios) > budget:
+        return None
     means = full_sum(spec, states, psi) if spec.names else {}
     data = spec.to_json(means, {k: np.zeros_like(np.asarray(v, np.float64)) for k, v in means.items()}) if spec.names else {"scalars": {}}
     return {"source": "exact diagonalisation", "energy": energy, "n_states": int(len(states)), **data}

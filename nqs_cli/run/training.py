@@ -26,7 +26,7 @@ from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
-from nqs_cli.run.measure import measure
+from nqs_cli.run.final_observables import compare_with_exact, measure_observables, observables_warning, retry_observables
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.setup.observables import settle_observables
 from nqs_cli.vmc.devices import check_chains, place_state
@@ -309,9 +309,10 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
     if status == "completed" and cfg.observables.names:
         failed = measure_observables(path, cfg, training, state, kept, reporter)
-        if failed:
+        check = compare_with_exact(path, cfg, training, failed) if source == "exact" else None
+        if failed or check:
             result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final,
-                                  observables_failed=failed)
+                                  observables_failed=failed, observables_check=check)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
 
@@ -416,45 +417,8 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     return final, kept
 
 
-def measure_observables(path: Path, cfg: Config, training: Training, state: VMCState, kept: dict, reporter) -> dict:
-    """observables.json from the final samples, after result.json holds the energy: {name:
-    error} of the observables that failed (each also said on stderr), {} when all were measured."""
-    params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))
-    source = "final parameters, fresh chains" + (" (the samples of the final estimate)" if cfg.train.final_samples != 0 else "")
-    data = measure(cfg, training, params, kept["samples"], kept["e_loc"])
-    failed = data.get("failed", {})
-    atomic_write_json(path / "observables.json", {"source": source, "step": int(state.step), **data})
-    for name, why in failed.items():
-        reporter.warn(f"{path}: observable {name} failed ({why}); the energy is in result.json")
-    return failed
-
-
-def retry_observables(path: Path, cfg: Config, training: Training, state: VMCState, finished: dict, reporter) -> dict:
-    """A finished run whose observables failed: the final parameters sampled again with the
-    final estimate's seed and size, the observables measured, result.json updated."""
-    params = jax.tree_util.tree_map(jnp.asarray, final_params(state))
-    n = int(finished.get("final_samples") or 4 * cfg.sampler.n_samples)
-    kept: dict = {}
-    sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n, n, start=state.chains, keep=kept)
-    failed = measure_observables(path, cfg, training, state, kept, reporter)
-    result = {k: v for k, v in finished.items() if k != "observables_failed"}
-    result["warnings"] = [w for w in result.get("warnings", []) if not w.startswith(OBSERVABLES_FAILED)]
-    if failed:
-        result["observables_failed"] = failed
-        result["warnings"].append(observables_warning(failed))
-    atomic_write_json(path / "result.json", result)
-    return result
-
-
-OBSERVABLES_FAILED = "observables failed:"
-
-
-def observables_warning(failed: dict) -> str:
-    return f"{OBSERVABLES_FAILED} {', '.join(failed)} (see observables_failed); rerun the same command to measure them again"
-
-
 def write_result(path: Path, cfg: Config, status: str, reference, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None,
-                 observables_failed: dict | None = None) -> dict:
+                 observables_failed: dict | None = None, observables_check: str | None = None) -> dict:
     """result.json; ``reference``: (E0 or None, its source: "exact" | "train.reference_energy")."""
     exact, source = reference
     rows = rd.read_metrics(path / "metrics.jsonl")
@@ -499,5 +463,7 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
     if observables_failed:
         result["observables_failed"] = observables_failed
         result["warnings"].append(observables_warning(observables_failed))
+    if observables_check:
+        result["warnings"].append(observables_check)
     atomic_write_json(path / "result.json", result)
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fractions import Fraction
 
 import numpy as np
@@ -9,7 +11,7 @@ import scipy.optimize
 
 from nqs_cli.config import Config, lattice_dims
 from nqs_cli.config.schema import couplings, lattice_lengths
-from nqs_cli.systems.lattice.exact import MAX_STATES, ground_state_energy
+from nqs_cli.systems.lattice.exact import MAX_STATES, exact_ground_state
 from nqs_cli.systems.lattice.graph import Lattice
 from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
 from nqs_cli.systems.lattice.operators import bose_hubbard, heisenberg
@@ -178,15 +180,21 @@ def rule_hamiltonian(lattice: Lattice, space, hamiltonian) -> HamiltonianRule:
     return HamiltonianRule(operator=hamiltonian)
 
 
-def exact_energy(hamiltonian, space):
-    """() -> the Lanczos ground-state energy of the sector, or None above MAX_STATES states."""
+def exact_solution(hamiltonian, space):
+    """(energy, state): ``energy()`` the Lanczos ground-state energy of the sector and ``state()``
+    (E0, sector basis, ground-state vector), each None above MAX_STATES states; solved once."""
 
-    def exact() -> float | None:
+    @functools.cache
+    def state():
         if space.n_states > MAX_STATES:
             return None
-        return ground_state_energy(hamiltonian, space, max_states=MAX_STATES)
+        return exact_ground_state(hamiltonian, space, max_states=MAX_STATES)
 
-    return exact
+    def energy() -> float | None:
+        solved = state()
+        return None if solved is None else solved[0]
+
+    return energy, state
 
 
 def describe(cfg: Config) -> str:

@@ -82,7 +82,7 @@ def build_observables(cfg: Config, problem: Problem, lattice: Lattice | None = N
     obs = cfg.observables
     if cfg.is_continuous:
         return tuple(obs.names)
-    lattice = build_lattice(cfg) if lattice is None else lattice
+    lattice = lattice or problem.lattice or build_lattice(cfg)
     cfg = settle_observables(cfg, lattice)
     obs = cfg.observables
     rotated = None

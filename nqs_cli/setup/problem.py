@@ -17,6 +17,7 @@ import jax
 from nqs_cli.models.fast_paths import FastPaths
 from nqs_cli.systems.continuum.hamiltonian import ContinuousHamiltonian
 from nqs_cli.systems.continuum.space import ParticleSpace
+from nqs_cli.systems.lattice.graph import Lattice
 from nqs_cli.systems.lattice.hilbert import FockSpace, SpinSpace
 from nqs_cli.systems.lattice.operators import BondHamiltonian
 from nqs_cli.vmc.jacobians import centred, dense_jacobian
@@ -37,6 +38,8 @@ class Problem:
     description: str
     exact: Callable[[], float | None]  # the exact ground-state energy, when known
     fast: FastPaths = FastPaths()
+    lattice: Lattice | None = None  # the lattice of a lattice system, built once
+    exact_state: Callable[[], tuple | None] | None = None  # (E0, sector basis, vector) when within reach
 
     def log_psi(self, params, x):
         if self.fast.log_psi is not None:

@@ -74,6 +74,7 @@ def build_problem(cfg: Config, fast: bool = True) -> Problem:
     ham = HAMILTONIANS[cfg.hamiltonian.kind](cfg, lat, space)
     entry = MODELS[cfg.model.kind]
     model = entry.build(cfg, space)
+    energy, state = lattice.exact_solution(ham, space)
     return Problem(
         space=space,
         hamiltonian=ham,
@@ -81,6 +82,8 @@ def build_problem(cfg: Config, fast: bool = True) -> Problem:
         rule=LATTICE_RULES[cfg.sampler.kind](lat, space, ham),
         local_energy_factory=lattice_local_energy.local_energy_factory(ham),
         description=lattice.describe(cfg),
-        exact=lattice.exact_energy(ham, space),
+        exact=energy,
         fast=entry.fast_paths(model, ham) if fast else FastPaths(),
+        lattice=lat,
+        exact_state=state,
     )
