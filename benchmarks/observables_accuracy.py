@@ -43,6 +43,14 @@ SYSTEMS = {
     "bose-hubbard-custom-12-U4": {"lattice": {"graph": "custom", "length": 12,
                                               "edges": [[i, (i + 1) % 12] for i in range(12)] + [[0, 6], [3, 9]]}, **bosons(2, 12, 4.0)},
 }
+def toml(name: str, system: dict, n_iter: int) -> str:
+    lines = [f'name = "{name}"', "seed = 11"]
+    for section, table in {**system, "model": {"kind": "rbm-multival", "alpha": 1}, "train": {"n_iter": n_iter}}.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
 def run_system(name: str, system: dict, root: Path, n_iter: int) -> dict:
     cfg = root / f"{name}.toml"
     cfg.write_text(toml(name, system, n_iter))
