@@ -41,7 +41,15 @@ def panels(runs: dict[Path, tuple[dict, dict]]) -> list[str]:
 
 
 def plot_observables(paths: list[Path], out: Path) -> None:
-    """One PNG with a panel per observable; a colour per run, exact values as black crosses."""
+    """One PNG with a panel per observable; a colour per run, exact values as black crosses.
+    ValueError when a run has nothing to draw or its files are not as nqs writes them."""
+    try:
+        draw_all(paths, out)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"observables.json or exact_observables.json not as nqs writes them ({type(exc).__name__}: {exc})") from None
+
+
+def draw_all(paths: list[Path], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,29 +90,38 @@ def draw(ax, name: str, measured: dict, exact: dict, colour: str, label: str | N
         return
     x, xlabel, transform, log = axis_of(name, entry)
     values, errors = np.asarray(entry["values"], float), np.asarray(entry["errors"], float)
-    if name in MOMENTUM:
+    along = "path" in entry  # lattice momenta: the points on the Brillouin-zone path
+    if along:
         index = entry["path"]["index"]
         values, errors = values[index], errors[index]
     ax.errorbar(x, transform(values), yerr=errors, fmt="o-", ms=3, lw=1, capsize=2, color=colour, label=label)
     if isinstance(reference, dict):
         ref = np.asarray(reference["values"], float)
-        ax.plot(x, transform(ref[entry["path"]["index"]] if name in MOMENTUM else ref), "kx", ms=6, label="exact" if label is None else None)
+        ax.plot(x, transform(ref[entry["path"]["index"]] if along else ref), "kx", ms=6, label="exact" if label is None else None)
         if label is None:
             ax.legend(fontsize=7)
     if log:
         ax.set_yscale("log")
-    if name in MOMENTUM:
+    if along:
         ticks = entry["path"]["labels"]
         ax.set_xticks([t for t, _ in ticks], [n for _, n in ticks])
         for t, _ in ticks:
             ax.axvline(t, color="0.8", lw=0.8, zorder=0)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(LABELS.get(name, name))
+    ax.set_ylabel(y_label(name, entry))
+
+
+def y_label(name: str, entry: dict) -> str:
+    if "bin_centres" in entry:  # particles: n(x) or radial n(r), g(r)
+        return "g(r)" if name == "pair_correlation" else f"n({entry.get('coordinate', 'x')})"
+    if "k" in entry and name == "structure_factor":
+        return "S(k)"
+    return LABELS.get(name, name)
 
 
 def axis_of(name: str, entry: dict):
     """(x values, x label, y transform, log y) of one observable's entry."""
-    if name in MOMENTUM:
+    if "path" in entry:
         return entry["path"]["position"], "q along the path", np.asarray, False
     if name in CORRELATIONS:
         return entry["distance"], "distance r", lambda v: np.maximum(np.abs(v), 1e-12), True
