@@ -37,6 +37,8 @@ SYSTEMS = {
     "xxz-ring-14-delta2": {"lattice": {"graph": "chain", "length": 14}, **SPIN, "hamiltonian": {"kind": "heisenberg", "delta": 2.0}},
     "spin1-open-chain-10": {"lattice": {"graph": "chain", "length": 10, "pbc": False}, "hilbert": {"kind": "spin", "s": 1, "total_sz": 0},
                             "hamiltonian": {"kind": "heisenberg"}, "sampler": {"kind": "metropolis-hamiltonian", **SAMPLER}},
+    "spin1-ring-12": {"lattice": {"graph": "chain", "length": 12}, "hilbert": {"kind": "spin", "s": 1, "total_sz": 0},
+                      "hamiltonian": {"kind": "heisenberg"}, "sampler": {"kind": "metropolis-hamiltonian", **SAMPLER}},
     "bose-hubbard-ladder-6x2-U6": {"lattice": {"graph": "square", "length": [6, 2], "pbc": [True, False]}, **bosons(2, 12, 6.0)},
     "bose-hubbard-torus-4x3-U8": {"lattice": {"graph": "square", "length": [4, 3]}, **bosons(2, 12, 8.0)},
     "bose-hubbard-open-chain-12-U3": {"lattice": {"graph": "chain", "length": 12, "pbc": False}, **bosons(2, 12, 3.0)},
