@@ -184,3 +184,36 @@ def test_undefined_observables_are_refused_before_training(tmp_path):
     result = CliRunner().invoke(app, ["train", str(cfg), "--set", 'observables.names=["momentum_distribution"]', "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "no site positions" in result.output and "observables.names" in result.output
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+GEOMETRIES = {
+    "bose-hubbard-ladder-6x2": ({"graph": "square", "length": [6, 2], "pbc": [True, False]}, "fock"),
+    "bose-hubbard-torus-4x3": ({"graph": "square", "length": [4, 3]}, "fock"),
+    "heisenberg-honeycomb-3x3": ({"graph": "honeycomb", "length": 3}, "spin"),
+    "heisenberg-triangular-4x3": ({"graph": "triangular", "length": [4, 3]}, "spin"),
+    "bose-hubbard-custom": ({"graph": "custom", "length": 6, "edges": [[0, 1], [1, 2], [2, 0], [2, 3], [3, 4], [4, 5], [5, 3]]}, "fock"),
+}
+
+
+@pytest.mark.slow  # five systems, each with its own compilation
+@pytest.mark.parametrize("name", list(GEOMETRIES))
+def test_every_lattice_trains_and_writes_every_default_observable(tmp_path, name):
+    from nqs_cli.config import from_dict, to_toml
+
+    lattice, kind = GEOMETRIES[name]
+    n = int(np.prod(lattice["length"])) * (2 if lattice["graph"] == "honeycomb" else 1)
+    system = ({"hilbert": {"kind": "fock", "n_max": 2, "n_particles": n}, "hamiltonian": {"kind": "bose-hubbard", "U": 4.0}} if kind == "fock"
+              else {"hilbert": {"kind": "spin", "s": 0.5, "total_sz": 0}, "hamiltonian": {"kind": "heisenberg"}})
+    raw = {"name": name, "seed": 1, "lattice": lattice, **system, "sampler": {"n_chains": 8, "n_samples": 256}, "train": {"n_iter": 5}}
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(to_toml(raw))
+    result = CliRunner().invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    resolved = json.loads((tmp_path / "run" / "resolved.json").read_text())["observables"]
+    expected = from_dict(raw, source="c.toml").observables.names
+    obs = json.loads((tmp_path / "run" / "observables.json").read_text())
+    assert resolved["names"] and set(resolved["names"]) <= set(expected) and set(resolved["names"]) <= set(obs)
+    for entry in resolved["names"]:
+        assert obs[entry]  # a value for every default observable the lattice defines
+    dropped = set(expected) - set(resolved["names"])
+    assert dropped == ({"staggered_magnetization"} if "triangular" in name else {"momentum_distribution"} if "custom" in name else set())
