@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -117,18 +118,63 @@ def correlation_pairs(lattice: Lattice, bulk: np.ndarray, max_distance: float) -
     return i[order].astype(np.int32), j[order].astype(np.int32), d[order]
 
 
+@dataclass(frozen=True, eq=False)
+class DisplacementTable:
+    """The ordered pairs of bulk sites (i in cell c with basis b, j in cell c + d with basis b′)
+    grouped by (d, b, b′), for correlations by FFT: ``grid`` the cell grid of the correlation
+    (L_k on a periodic axis, 2 L_k on an open one, zero-padded), ``distance`` (prod(grid), n_basis,
+    n_basis) the minimum-image distance of each group (rounded to 1e-6; ``inf`` where no pair),
+    ``count`` its number of ordered pairs."""
+
+    grid: tuple[int, ...]
+    distance: np.ndarray
+    count: np.ndarray
+
+
+def displacement_table(lattice: Lattice, bulk: np.ndarray) -> DisplacementTable:
+    """The table of a lattice with positions: counts by the FFT of the bulk mask, distances from
+    the displacement vectors (e·a + δ_b′ − δ_b, minimum image along periodic axes)."""
+    lengths, nb = np.array(lattice.lengths), lattice.n_basis
+    grid = tuple(int(n if p else 2 * n) for n, p in zip(lengths, lattice.periodic))
+    mask = bulk.reshape(*lattice.lengths, nb).astype(np.float64)
+    axes = tuple(range(lattice.dims))
+    spectrum = np.fft.fftn(mask, s=grid, axes=axes)
+    count = np.rint(np.fft.ifftn(np.conj(spectrum)[..., :, None] * spectrum[..., None, :], axes=axes).real).astype(np.int64)
+    vectors, basis = cell_vectors(lattice)
+    d = np.indices(grid).reshape(lattice.dims, -1).T.astype(np.float64)  # (n_d, dims)
+    g = np.array(grid, np.float64)
+    d = np.where(d >= g / 2, d - g, d)  # wrap: periodic (−L/2, L/2], open (−L, L)
+    images = [np.zeros(lattice.dims)]
+    periodic = [k for k, p in enumerate(lattice.periodic) if p]
+    if periodic:
+        shifts = np.array(list(itertools.product((-1, 0, 1), repeat=len(periodic))), np.float64)
+        images = shifts @ np.array([lengths[k] * vectors[k] for k in periodic])
+    offset = basis[None, :, :] - basis[:, None, :]  # (nb, nb, dims): δ_b′ − δ_b
+    base = (d @ vectors)[:, None, None, :] + offset[None]
+    distance = np.min([np.linalg.norm(base + image, axis=-1) for image in np.atleast_2d(images)], axis=0)
+    count = count.reshape(-1, nb, nb)
+    distance = np.where(count > 0, np.round(distance, 6), np.inf)
+    return DisplacementTable(grid, distance, count)
+
+
 def shell_counts(lattice: Lattice, bulk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distances, pair counts) of every shell of bulk pairs (i ≤ j)."""
+    """(distances, ordered pair counts) of every shell of bulk pairs (the pairs i = j at 0)."""
+    if has_positions(lattice):
+        table = displacement_table(lattice, bulk)
+        keep = np.isfinite(table.distance)
+        distances, inverse = np.unique(table.distance[keep], return_inverse=True)
+        return distances, np.bincount(inverse, weights=table.count[keep]).astype(np.int64)
     _, _, d = correlation_pairs(lattice, bulk, np.inf)
     d = d[np.isfinite(d)]
-    return np.unique(d, return_counts=True)
+    distances, counts = np.unique(d, return_counts=True)
+    return distances, np.where(distances > 0, 2 * counts, counts)
 
 
 def default_max_distance(lattice: Lattice, bulk: np.ndarray) -> int:
     """The largest distance, rounded up, among the shells that hold at least half as many pairs
     as there are bulk sites (no bin of a single pair on open lattices; L/2 on a ring)."""
     distances, counts = shell_counts(lattice, bulk)
-    full = distances[counts >= max(1, int(bulk.sum()) // 2)]
+    full = distances[counts >= max(1, int(bulk.sum()))]  # ordered pairs: N_b/2 unordered ones
     return int(np.ceil(full.max() - ROUND)) if len(full) else 0
 
 

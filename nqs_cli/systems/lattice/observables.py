@@ -125,13 +125,22 @@ class LatticeObservables:
 
     @cached_property
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(i, j, d): the bulk pairs i ≤ j at distance d ≤ max_distance, by distance."""
+        """(i, j, d): the bulk pairs i ≤ j at distance d ≤ max_distance, by distance (the
+        estimators that need each pair: the string order, ⟨S_i·S_j⟩, custom graphs)."""
         return geometry.correlation_pairs(self.lattice, self.bulk, self.max_distance)
 
     @cached_property
+    def _table(self) -> geometry.DisplacementTable | None:
+        """The displacement groups of the correlations by FFT (lattices with positions)."""
+        return geometry.displacement_table(self.lattice, self.bulk) if geometry.has_positions(self.lattice) else None
+
+    @cached_property
     def distances(self) -> np.ndarray:
-        """The distances with at least one pair, in bin order."""
-        return np.unique(self.pairs[2])
+        """The distances up to max_distance with at least one pair, in bin order."""
+        if self._table is None:
+            return np.unique(self.pairs[2])
+        d = self._table.distance
+        return np.unique(d[d <= self.max_distance + geometry.ROUND])
 
     @cached_property
     def _bins(self) -> np.ndarray:
@@ -144,6 +153,33 @@ class LatticeObservables:
         n_bins = len(self.distances)
         sums = jax.ops.segment_sum(pair_values, jnp.asarray(self._bins), num_segments=n_bins, indices_are_sorted=True)
         return sums / jnp.asarray(np.bincount(self._bins, minlength=n_bins), sums.dtype)
+
+    @cached_property
+    def _fft_bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flat indices of the displacement groups within max_distance, their bins, ordered
+        pairs per bin)."""
+        table = self._table
+        flat = table.distance.reshape(-1)
+        keep = np.flatnonzero(flat <= self.max_distance + geometry.ROUND)
+        bins = np.searchsorted(self.distances, flat[keep]).astype(np.int32)
+        counts = np.bincount(bins, weights=table.count.reshape(-1)[keep], minlength=len(self.distances))
+        return keep, bins, counts
+
+    def _correlation(self, m: jax.Array) -> jax.Array:
+        """⟨m_i m_j⟩'s estimator against distance, (n_distances,): on lattices with positions the
+        sums over each displacement group by one FFT per basis site (O(N_s log N_s), whatever the
+        range), on custom graphs over the pair list."""
+        if self._table is None:
+            i, j, _ = (jnp.asarray(a) for a in self.pairs)
+            return self._binned(m[i] * m[j])
+        lat = self.lattice
+        x = (m * jnp.asarray(self.bulk, m.dtype)).reshape(*lat.lengths, lat.n_basis)
+        axes = tuple(range(lat.dims))
+        spectrum = jnp.fft.fftn(x.astype(jnp.result_type(m.dtype, jnp.float32)), s=self._table.grid, axes=axes)
+        groups = jnp.fft.ifftn(jnp.conj(spectrum)[..., :, None] * spectrum[..., None, :], axes=axes).real.reshape(-1)
+        keep, bins, counts = self._fft_bins
+        sums = jax.ops.segment_sum(groups[jnp.asarray(keep)], jnp.asarray(bins), num_segments=len(self.distances))
+        return sums / jnp.asarray(counts, sums.dtype)
 
     @cached_property
     def momenta(self) -> np.ndarray:
@@ -177,8 +213,12 @@ class LatticeObservables:
 
     @property
     def pair_values_per_config(self) -> int:
-        """Per-pair values one configuration's estimators hold at once (the correlations against r)."""
-        return len(self.pairs[2]) if set(self.names) & BINNED.keys() else 0
+        """Per-pair values one configuration's estimators hold at once (the correlations against
+        distance: the pair list, or the FFT's displacement groups)."""
+        names = set(self.names)
+        listed = names & {"spin_correlation", "string_order"} or (names & BINNED.keys() if self._table is None else set())
+        grouped = self._table is not None and names & {"density_correlation", "sz_correlation"}
+        return (len(self.pairs[2]) if listed else 0) + (int(np.prod(self._table.grid)) * self.lattice.n_basis ** 2 if grouped else 0)
 
     @property
     def n_ratios(self) -> int:
@@ -196,13 +236,12 @@ class LatticeObservables:
         x = jnp.asarray(x, jnp.int32)
         m = jnp.asarray(self.space.local_values)[x]  # occupations n_i or projections m_i
         names, out = set(self.names), {}
-        i, j, _ = (jnp.asarray(a) for a in self.pairs)
         if names & {"density", "number_fluctuation"}:
             out["n"] = m
         if "number_fluctuation" in names:
             out["n2"] = m * m
         if "density_correlation" in names:
-            out["nn"] = self._binned(m[i] * m[j])
+            out["nn"] = self._correlation(m)
         hops = self._all_hops(log_psi, x) if names & set(MATRIX) else None
         if names & {"one_body_density_matrix", "momentum_distribution", "condensate_fraction"}:
             out["rho"] = 0.5 * (hops + hops.T) + jnp.diag(m.astype(hops.dtype))  # ρ_ij, symmetrised (ψ real)
@@ -218,8 +257,9 @@ class LatticeObservables:
                 stagger = jnp.asarray(self._stagger, ss.dtype)
                 out["ms_ms"] = stagger @ ss @ stagger
         if "sz_correlation" in names:
-            out["zz"] = self._binned(m[i] * m[j])
+            out["zz"] = self._correlation(m)
         if "spin_correlation" in names:
+            i, j, _ = (jnp.asarray(a) for a in self.pairs)
             spin = self.space.s
             ss = m[i] * m[j] + 0.5 * (self._hop(log_psi, x, i, j) + self._hop(log_psi, x, j, i))
             out["ss"] = self._binned(jnp.where(i == j, spin * (spin + 1), ss))  # S_i·S_i = s(s + 1)
@@ -228,6 +268,7 @@ class LatticeObservables:
         if "staggered_magnetization" in names:
             out["ms2"] = jnp.dot(jnp.asarray(self._stagger, m.dtype), m) ** 2
         if "string_order" in names:
+            i, j, _ = (jnp.asarray(a) for a in self.pairs)
             out["string"] = self._binned(self._string(m, i, j))
         return out
 
