@@ -217,3 +217,22 @@ def test_every_lattice_trains_and_writes_every_default_observable(tmp_path, name
         assert obs[entry]  # a value for every default observable the lattice defines
     dropped = set(expected) - set(resolved["names"])
     assert dropped == ({"staggered_magnetization"} if "triangular" in name else {"momentum_distribution"} if "custom" in name else set())
+
+
+@pytest.mark.parametrize("lattice, name, words", [
+    ({"graph": "triangular", "length": [4, 3]}, "staggered_magnetization", "not bipartite"),
+    ({"graph": "triangular", "length": [4, 3]}, "staggered_moment", "not bipartite"),
+    ({"graph": "custom", "length": 4, "edges": [[0, 1], [1, 2], [2, 3], [3, 0]]}, "structure_factor", "no site positions"),
+    ({"graph": "custom", "length": 4, "edges": [[0, 1], [1, 2], [2, 3], [3, 0]]}, "spin_structure_factor", "no site positions"),
+    ({"graph": "square", "length": 4}, "string_order", "chain"),
+])
+def test_validate_refuses_what_the_lattice_cannot_measure(tmp_path, lattice, name, words):
+    from nqs_cli.config import to_toml
+
+    cfg = tmp_path / "c.toml"
+    s = 1 if name == "string_order" else 0.5
+    cfg.write_text(to_toml({"name": "x", "lattice": lattice, "hilbert": {"kind": "spin", "s": s, "total_sz": 0},
+                            "hamiltonian": {"kind": "heisenberg"}, "observables": {"names": [name]}}))
+    result = CliRunner().invoke(app, ["validate", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "observables.names" in result.output and len(result.output.strip().splitlines()) == 1
