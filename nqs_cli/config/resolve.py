@@ -72,6 +72,8 @@ def _resolve_continuous(cfg: Config, p: KeyErrors):
     cfg = dataclasses.replace(cfg, space=space)
     if not periodic and ham.trap_omega <= 0:
         p.fail("hamiltonian.trap_omega", "open space (space.extent = 0) needs a trap: set trap_omega > 0, or give a periodic box")
+    if ham.pair is not None and ham.pair.kind == "calogero-sutherland" and (space.dims != 1 or not periodic):
+        p.fail("hamiltonian.pair.kind", '"calogero-sutherland" is the ring of Sutherland: one dimension (space.dims = 1) in a periodic box (space.extent > 0)')
     default_model = "deepsets-reldist" if periodic else "deepsets"
     model = _fill(model, kind=default_model)
     if model.kind == "rbm-multival":
@@ -84,6 +86,8 @@ def _resolve_continuous(cfg: Config, p: KeyErrors):
         model = _fill(model, features_phi=(16, 16), features_rho=(16,))
     else:
         model = _fill(model, features_phi=16, features_rho=16)
+        if ham.pair is not None and ham.pair.kind == "calogero-sutherland":
+            model = _fill(model, cusp_exponent=0)  # ψ ∝ r^β at contact: the logarithmic cusp
     sampler = _fill(sampler, kind="metropolis-gaussian", target_acceptance=TARGET_ACCEPTANCE)
     if sampler.kind != "metropolis-gaussian":
         p.fail("sampler.kind", f'"{sampler.kind}" is a lattice sampler; particles in [space] use "metropolis-gaussian"')

@@ -79,7 +79,7 @@ SYSTEM_KINDS = ("fock", "spin")
 HAMILTONIAN_KINDS = ("bose-hubbard", "heisenberg", "continuous")
 MODEL_KINDS = ("rbm-multival", "deepsets", "deepsets-reldist")
 SAMPLER_KINDS = ("metropolis-local", "metropolis-exchange", "metropolis-hamiltonian", "metropolis-gaussian")
-PAIR_KINDS = ("gaussian", "lennard-jones", "aziz")
+PAIR_KINDS = ("gaussian", "lennard-jones", "aziz", "calogero-sutherland")
 PARAM_DTYPES = ("float64", "float32", "complex128", "complex64")
 ACTIVATION_NAMES = ("gelu", "tanh", "log_cosh", "relu", "silu", "softplus", "sigmoid", "none", "identity")
 
@@ -127,11 +127,12 @@ class SpaceConfig:
 
 @dataclass(frozen=True)
 class PairConfig:
-    kind: str = opt("gaussian", one_of(*PAIR_KINDS), doc="Pair potential v(r): `gaussian` g·exp(−r²/2σ²); `lennard-jones` 4ε[(σ/r)¹² − (σ/r)⁶]; `aziz` the HFDHE2 helium potential in kelvin with r in ångström (set `space.mass` = 1/12.1194 for ⁴He).")
+    kind: str = opt("gaussian", one_of(*PAIR_KINDS), doc="Pair potential v(r): `gaussian` g·exp(−r²/2σ²); `lennard-jones` 4ε[(σ/r)¹² − (σ/r)⁶]; `aziz` the HFDHE2 helium potential in kelvin with r in ångström (set `space.mass` = 1/12.1194 for ⁴He); `calogero-sutherland` (π/L)² β(β−1)/m · sin⁻²(πr/L) on a ring of side L (1D periodic box only; exact E₀ = (π/L)² β² N(N²−1)/(6m)).")
     g: float = opt(1.0, magnitude, kinds=("gaussian",), doc="Strength g of the Gaussian pair potential g·exp(−r²/2σ²) (energy units; > 0 repulsive).")
     sigma: float = opt(1.0, positive_scale, kinds=("gaussian", "lennard-jones"), doc="Range σ of the pair potential (length units).")
     epsilon: float = opt(1.0, positive_scale, kinds=("lennard-jones",), doc="Depth ε of the Lennard-Jones well (energy units).")
-    cutoff: float | None = opt(None, positive_scale, doc="Cut-off radius r_c: v(r) for r < r_c, 0 beyond (truncated, not shifted).", auto="half the smallest side in a periodic box (the minimum image is unambiguous up to there); none in open space")
+    beta: float = opt(2.0, lambda v: None if 1 < v <= 100 else "> 1 and <= 100 (β(β−1) > 0: a repulsive sin⁻² potential; at β = 1 it vanishes and the bosons are free, with E₀ = 0: leave out the pair)", kinds=("calogero-sutherland",), doc="Exponent β > 1 of the Calogero–Sutherland ring: coupling β(β−1), ground state Π_{i<j} |sin(π x_ij/L)|^β.")
+    cutoff: float | None = opt(None, positive_scale, doc="Cut-off radius r_c: v(r) for r < r_c, 0 beyond (truncated, not shifted).", auto="half the smallest side in a periodic box (the minimum image is unambiguous up to there); none in open space and for `calogero-sutherland` (periodic by construction)")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class ModelConfig:
     output_activation: str = opt("none", one_of(*ACTIVATION_NAMES), kinds=("deepsets", "deepsets-reldist"), doc="Activation of ρ's output layer.")
     use_bias: bool = opt(True, kinds=("deepsets", "deepsets-reldist"), doc="Biases in the dense layers.")
     envelope: str = opt("gaussian", one_of("gaussian", "none"), kinds=("deepsets",), doc="`gaussian`: log ψ gains −a Σ_i |x_i|² with a trainable a = exp(log_a) (starts at ½), which keeps ψ normalisable in a trap.")
-    cusp_exponent: int | None = opt(None, at_least(1), kinds=("deepsets-reldist",), doc="Adds the cusp −½ Σ_{i<j} b/‖d_ij‖^k to log ψ (k = cusp_exponent, trainable b) for hard-core potentials; unset: none.")
+    cusp_exponent: int | None = opt(None, at_least(0), kinds=("deepsets-reldist",), doc="Adds the cusp −½ Σ_{i<j} b/‖d_ij‖^k to log ψ (k = cusp_exponent ≥ 1, trainable b) for hard-core potentials (v ~ r^−n at contact: k = (n − 2)/2, 5 for helium); 0 adds the logarithmic cusp b Σ_{i<j} log ‖d_ij‖ (ψ ∝ r^b at contact) for a 1/r² potential.", auto="0 with a `calogero-sutherland` pair (its 1/r² contact); none otherwise")
 
 
 @dataclass(frozen=True)

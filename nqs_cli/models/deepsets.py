@@ -226,7 +226,9 @@ class DeepSetRelDistance(nn.Module):
 
     Input: flat coordinates x (..., N*D), D = len(extent) (as in NetKet). For pairs i<j
     (row-major), d_ij = (L/2)·sin(π (x_i - x_j)/L) per component and y_ij = (d_ij/L)²;
-    log ψ = DeepSetMLP(y) + cusp, cusp = -½ Σ_{i<j} b / ‖d_ij‖^k when `cusp_exponent = k`.
+    log ψ = DeepSetMLP(y) + cusp, cusp = -½ Σ_{i<j} b / ‖d_ij‖^k when `cusp_exponent = k` ≥ 1,
+    and the logarithmic cusp b Σ_{i<j} log ‖d_ij‖ (ψ ∝ r^b at contact, the behaviour under a 1/r²
+    potential; NetKet has no k = 0) when `cusp_exponent = 0`.
     Output: (...). Invariant under permutations and shifts of a particle by L per component.
 
     Fields as NetKet's, with `extent` (box side lengths, all > 0) in place of `hilbert`.
@@ -309,7 +311,12 @@ class DeepSetRelDistance(nn.Module):
         if self.cusp_exponent is None:
             return log_psi
         dist = jnp.linalg.norm(d, axis=-1)
-        return log_psi - 0.5 * jnp.sum(self.cusp[0] / dist**self.cusp_exponent, axis=-1)
+        return log_psi + jnp.sum(cusp_term(self.cusp[0], dist, self.cusp_exponent), axis=-1)
+
+
+def cusp_term(b, dist, k: int):
+    """The pair cusp of log ψ: −½ b/‖d‖^k for k ≥ 1, b log ‖d‖ for k = 0."""
+    return b * jnp.log(dist) if k == 0 else -0.5 * b / dist**k
 
 
 class GaussianEnvelope(nn.Module):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nqs_cli.models.deepsets import DeepSetRelDistance, GaussianEnvelope
+from nqs_cli.models.deepsets import DeepSetRelDistance, GaussianEnvelope, cusp_term
 from nqs_cli.models.fast_paths import FastPaths
 
 
@@ -90,8 +90,8 @@ def deepsets_derivatives(model) -> Callable:
 def reldist_derivatives(model) -> Callable:
     """(params, x) -> (∇, ∇²) of log ψ for DeepSetRelDistance: pair units r_ij = x_i − x_j.
 
-    Per pair h(r) = [φ(y(r)), cusp(r)], y = (sin(πr/L)/2)², cusp = −½ b/‖d‖^k with
-    d = (L/2) sin(πr/L); ρ adds the cusp feature linearly.
+    Per pair h(r) = [φ(y(r)), cusp(r)], y = (sin(πr/L)/2)², cusp = −½ b/‖d‖^k (b log ‖d‖ for
+    k = 0) with d = (L/2) sin(πr/L); ρ adds the cusp feature linearly.
     """
     box = tuple(float(e) for e in model.extent)
     n_dims = len(box)
@@ -111,7 +111,7 @@ def reldist_derivatives(model) -> Callable:
             if k is None:
                 return feats
             norm = jnp.sqrt(jnp.sum(dist * dist, keepdims=True))
-            return jnp.concatenate([feats, -0.5 * params["cusp"] / norm**k])
+            return jnp.concatenate([feats, cusp_term(params["cusp"], norm, k)])
 
         rho_c = rho if k is None else (lambda s: rho(s[:-1]) + s[-1])
         return deepset_derivatives(h, rho_c, xs[i] - xs[j], n, pairs=(i, j))

@@ -31,11 +31,11 @@ def test_fast_laplacian_deepsets_equals_hessian(case):
 
 @pytest.mark.parametrize(
     "dims, extent, cusp, features",
-    [(1, 6.0, None, 4), (2, [5.0, 4.0], 2, 4), (1, 6.0, 1, 8)],
-    ids=["1d", "2d-cusp", "1d-cusp-wide"],
+    [(1, 6.0, None, 4), (2, [5.0, 4.0], 2, 4), (1, 6.0, 1, 8), (1, 6.0, 0, 4)],
+    ids=["1d", "2d-cusp", "1d-cusp-wide", "1d-log-cusp"],
 )
 def test_fast_laplacian_reldist_equals_hessian_and_is_periodic(dims, extent, cusp, features):
-    model = {**RELDIST, "features_rho": features, **({"cusp_exponent": cusp} if cusp else {})}
+    model = {**RELDIST, "features_rho": features, **({"cusp_exponent": cusp} if cusp is not None else {})}
     cfg = make_cfg(n=4, dims=dims, extent=extent, omega=0.0, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model=model)
     problem = build_continuous_problem(cfg)
     params = perturbed_params(problem)

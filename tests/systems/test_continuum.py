@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from continuum_cases import TINY, make_cfg, perturbed_params
 
+from nqs_cli.config import ConfigError
 from nqs_cli.setup import build_problem as build_continuous_problem
 from nqs_cli.setup.continuum import exact_energy
 from nqs_cli.systems.continuum.hamiltonian import ContinuousHamiltonian
 from nqs_cli.systems.continuum.observables import observables
-from nqs_cli.systems.continuum.potentials import aziz, gaussian_pair, lennard_jones
+from nqs_cli.systems.continuum.local_energy import local_energy_factory
+from nqs_cli.systems.continuum.potentials import aziz, calogero_sutherland, gaussian_pair, lennard_jones
 from nqs_cli.systems.continuum.space import ParticleSpace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +109,34 @@ def test_zero_variance_gaussian_ground_state(dims):
         assert np.abs(np.asarray(e_loc) - expected).max() < 1e-10
 
 
+@pytest.mark.parametrize("n, length, beta, mass", [(10, 15.0, 2.0, 1.0), (5, 4.0, 3.5, 0.5), (3, 7.0, 1.25, 2.0)])
+def test_calogero_sutherland_jastrow_is_an_eigenstate_with_the_exact_energy(n, length, beta, mass):
+    """log ψ = β Σ_{i<j} log|sin(π x_ij/L)|: E_loc(x) = (π/L)² β² N(N²−1)/(6m) at every x (Laplacian
+    by forward-over-reverse), and nqs's exact energy of the config is that number."""
+    pair = {"kind": "calogero-sutherland", "beta": beta}
+    cfg = make_cfg(n=n, extent=length, omega=0.0, mass=mass, pair=pair, model=TINY)
+    problem = build_continuous_problem(cfg)
+    assert problem.hamiltonian.cutoff is None and f"β={beta:g}" in problem.description
+    i, j = np.triu_indices(n, 1)
+
+    def log_psi(params, x):
+        return beta * jnp.sum(jnp.log(jnp.abs(jnp.sin(jnp.pi * (x[i] - x[j]) / length))))
+
+    e_loc = jax.jit(jax.vmap(local_energy_factory(problem.hamiltonian)(log_psi), (None, 0)))
+    xs = jax.random.uniform(jax.random.key(7), (32, n), maxval=length)
+    expected = (math.pi / length) ** 2 * beta**2 * n * (n * n - 1) / (6 * mass)
+    assert exact_energy(cfg) == pytest.approx(expected, rel=1e-14)
+    np.testing.assert_allclose(np.asarray(e_loc(None, xs)), expected, rtol=1e-9)
+    if (n, length, beta) == (10, 15.0, 2.0):
+        assert round(expected, 3) == 28.951  # the ring of NetKet's DeepSets example
+    v = calogero_sutherland(beta, length, mass)
+    assert float(v(jnp.asarray(length / 2))) == pytest.approx((math.pi / length) ** 2 * beta * (beta - 1) / mass)
+
+
+@pytest.mark.parametrize("space", [{"dims": 2, "extent": 5.0}, {"dims": 1, "extent": 0.0}])
+def test_calogero_sutherland_outside_a_ring_is_refused(space):
+    with pytest.raises(ConfigError, match="hamiltonian.pair.kind"):
+        make_cfg(n=4, omega=1.0, pair={"kind": "calogero-sutherland"}, model=TINY, **{"space": {"n_particles": 4, **space}})
 
 
 # --------------------------------------------------------------------------- observables
