@@ -477,7 +477,7 @@ def summary(
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory"),
     n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Samples, in one pass (default: passes of 8x the training n_samples until the error bar is no larger than the training estimate's)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains (default: one above the final estimate's and every earlier evaluation's, so each evaluation is an independent check; recorded in evaluation.json)."),
 ):
     """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
     from nqs_cli.app.render import fmt_energy
@@ -505,7 +505,7 @@ def evaluate(
     for key in ("variance", "r_hat", "tau_corr", "acceptance", "v_score"):
         if res.get(key) is not None:
             table.add_row(key, f"{res[key]:.4g}")
-    table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains)")
+    table.add_row("samples", f"{res['n_samples']} ({res['n_chains']} chains, seed {res['seed']})")
     observables = res.get("observables") or {}
     for name, v in observables.get("scalars", {}).items():
         table.add_row(name, fmt_energy(v["value"], v["error"]))
@@ -593,7 +593,7 @@ def unreadable_row(path: Path, reason: str) -> dict:
     """A `nqs report` row for a directory that cannot be read: every value empty, the reason flagged."""
     row = dict.fromkeys(("name", "system", "model", "energy", "energy_error", "estimate", "exact_energy", "relative_error",
                          "evaluation_energy", "evaluation_energy_error", "evaluation_step", "r_hat", "acceptance",
-                         "seconds_per_iteration"))
+                         "seconds_per_iteration", "v_score"))
     return {**row, "run": str(path), "system": "—", "model": "—", "iterations": 0, "status": "unreadable", "flags": [reason]}
 
 

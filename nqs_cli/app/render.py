@@ -36,13 +36,13 @@ def fmt_seconds(s: float) -> str:
 
 def runs_table(rows: list[dict]) -> Table:
     """The `nqs report` table: one row per run directory; the newest `nqs evaluate` result in
-    its own column, and flags (failed runs, R̂ > 1.1) in red."""
+    its own column, the V-score, and flags (failed runs, R̂ > 1.1, every warning of result.json) in red."""
     table = Table(title_justify="left")
     evaluated = any(r.get("evaluation_energy") is not None for r in rows)
     scalars = list(dict.fromkeys(k for r in rows for k in (r.get("observables") or {}).get("scalars", {})))
     scan = next((list(r["scan"])[0] for r in rows if r.get("scan")), None)
     columns = ([scan] if scan else []) + ["run", "system", "model", "iter", "energy", "exact", "rel. err"] + (["evaluation"] if evaluated else []) + scalars
-    for col in columns + ["R̂", "acc", "s/it", "status", "flags"]:
+    for col in columns + ["V-score", "R̂", "acc", "s/it", "status", "flags"]:
         table.add_column(col, overflow="fold")
     for r in rows:
         cells = [json.dumps((r.get("scan") or {}).get(scan))] if scan else []
@@ -64,6 +64,7 @@ def runs_table(rows: list[dict]) -> Table:
             cell = "—" if v is None or v.get("value") is None else fmt_energy(v["value"], v.get("error"))
             cells.append(cell if exact is None else f"{cell} (exact {exact['value']:.6g})")
         cells += [
+            "—" if r.get("v_score") is None else f"{r['v_score']:.2g}",
             "—" if r["r_hat"] is None else f"{r['r_hat']:.3g}",
             "—" if r["acceptance"] is None else f"{r['acceptance']:.2f}",
             "—" if r["seconds_per_iteration"] is None else f"{r['seconds_per_iteration']:.3f}",

@@ -42,9 +42,10 @@ R_HAT_LIMIT = 1.1
 LOW_ACCEPTANCE = 0.05
 
 
-def sampling_warnings(rows: list[dict], window: int) -> list[str]:
+def sampling_warnings(rows: list[dict], window: int, continuous: bool = False) -> list[str]:
     """Warnings about the chains over the last ``window`` iterations: split-R̂ above 1.1 in most
-    of them (the chains disagree), or a mean acceptance below 5 % (they barely move)."""
+    of them (the chains disagree), or a mean acceptance below 5 % (they barely move); the keys
+    suggested are those of the run's sampler (``continuous``: particles, Gaussian moves)."""
     last = [r for r in rows[-window:] if r.get("r_hat") is not None]
     out = []
     high = sum(1 for r in last if r["r_hat"] > R_HAT_LIMIT)
@@ -57,7 +58,8 @@ def sampling_warnings(rows: list[dict], window: int) -> list[str]:
     if acceptance and sum(acceptance) / len(acceptance) < LOW_ACCEPTANCE:
         out.append(
             f"mean acceptance {sum(acceptance) / len(acceptance):.3f} over the last {len(acceptance)} iterations: "
-            "the chains barely move, samples are strongly correlated (for particles lower sampler.sigma)"
+            "the chains barely move, samples are strongly correlated; "
+            + ("lower sampler.sigma (or set sampler.target_acceptance to adapt it)" if continuous else "raise sampler.sweep_size or sampler.n_discard_per_chain")
         )
     return out
 
@@ -70,10 +72,11 @@ def sampling_warnings(rows: list[dict], window: int) -> list[str]:
 V_SCORE_LIMIT = 0.02
 
 
-def final_warnings(final: dict | None) -> list[str]:
+def final_warnings(final: dict | None, remedy: str = "train longer (train.n_iter)") -> list[str]:
     """Warnings about the final estimate: its fresh chains disagree (split-R̂ above 1.1: they
     did not thermalise, and their energy is not that of the trained state), or its V-score says
-    the state is far from an eigenstate (the energy is then likely far above E0)."""
+    the state is far from an eigenstate (the energy is then likely far above E0); ``remedy``
+    names the keys of the run's own model that can help (``setup.models.enlarge_hint``)."""
     if final is None:
         return []
     out = []
@@ -83,7 +86,22 @@ def final_warnings(final: dict | None) -> list[str]:
                    "or run nqs evaluate with more samples")
     if final.get("v_score") is not None and final["v_score"] > V_SCORE_LIMIT:
         out.append(f"the final state is far from an eigenstate (V-score N·Var(E)/(E − E∞)² = {final['v_score']:.3g} > {V_SCORE_LIMIT}; "
-                   "converged runs score below 0.005): the energy is likely well above the ground state; train longer "
-                   "(train.n_iter), enlarge the model (model.alpha, or model.features of the symmetric RBM) or, with real parameters "
-                   "and no sign rule, use model.param_dtype = \"complex128\"")
+                   f"converged runs score below 0.005): the energy is likely well above the ground state; {remedy}")
     return out
+
+
+# The opening words of each warning result.json can carry, and the flag `nqs report` shows for it.
+WARNING_FLAGS = (
+    ("split-R̂ >", f"R̂>{R_HAT_LIMIT}"),
+    ("mean acceptance", "low acceptance"),
+    ("the fresh chains of the final estimate disagree", f"final R̂>{R_HAT_LIMIT}"),
+    ("the final state is far from an eigenstate", f"V-score>{V_SCORE_LIMIT}"),
+    ("observables failed:", "observables failed"),
+    ("observables differ from the exact", "observables off exact"),
+    ("the observables could not be compared", "no exact check"),
+)
+
+
+def warning_flag(text: str) -> str:
+    """The short flag of one of result.json's warnings ("warning" for one of no known kind)."""
+    return next((flag for prefix, flag in WARNING_FLAGS if text.startswith(prefix)), "warning")

@@ -10,7 +10,7 @@ from nqs_cli.config import Config, ConfigError, from_dict, to_dict
 from nqs_cli.run import checkpoints as ck
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, relative_error
-from nqs_cli.run.evaluation import PASS_FACTOR, infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.run.evaluation import PASS_FACTOR, evaluation_seed, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_json, read_json, read_json_object
 from nqs_cli.run.measure import measure
 from nqs_cli.setup import build_problem, build_training
@@ -49,7 +49,9 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
         n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
     else:
         target, max_samples, n_per_pass = None, n_samples, n_samples
-    seed = cfg.seed + 1_000_003 if seed is None else seed
+    earlier = earlier_seeds(path)
+    seed_rule = "--seed" if seed is not None else "one above the final estimate's and every earlier evaluation's seed"
+    seed = evaluation_seed(cfg.seed, earlier) if seed is None else seed
     kept: dict = {}
     params = final_params(state)
     stats = sample_energy(training, params, jax.random.key(seed), n_per_pass, max_samples, target, start=state.chains, keep=kept)
@@ -66,12 +68,26 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
         "checkpoint": ckpt.name,
         "step": int(state.step),
         "seed": seed,
+        "seed_rule": seed_rule,
+        "earlier_seeds": earlier,
     }
     if observables is not None:
         out["observables"] = {"source": "nqs evaluate", "step": int(state.step), **observables}
         if observables.get("failed"):
             out["observables_failed"] = observables["failed"]
     return out
+
+
+def earlier_seeds(path: Path) -> list[int]:
+    """The seeds of the earlier evaluations of this run, as evaluation.json records them."""
+    if not (path / "evaluation.json").exists():
+        return []
+    try:
+        last = read_json_object(path / "evaluation.json")
+    except RunDirError:
+        return []
+    seeds = [last.get("seed"), *(last.get("earlier_seeds") or [])]
+    return sorted({s for s in seeds if isinstance(s, int) and not isinstance(s, bool)})
 
 
 def write_evaluation(path: Path, out: dict) -> None:

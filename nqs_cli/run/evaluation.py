@@ -23,6 +23,18 @@ from nqs_cli.vmc.stats import statistics
 
 DISCARD_SWEEPS = 100  # thermalisation sweeps of fresh chains
 PASS_FACTOR = 8  # samples per pass: this many times the training n_samples
+FINAL_SEED_OFFSET = 1_000_003  # the final estimate of training samples with seed + this
+
+
+def final_estimate_seed(seed: int) -> int:
+    """The seed of a training run's final estimate (and of a rerun that measures its observables)."""
+    return seed + FINAL_SEED_OFFSET
+
+
+def evaluation_seed(seed: int, earlier: list[int]) -> int:
+    """The default seed of `nqs evaluate`: one above the final estimate's and every earlier
+    evaluation's seed, so that each evaluation samples new chains and is an independent check."""
+    return max([final_estimate_seed(seed), *earlier]) + 1
 
 
 def infinite_temperature_energy(training: Training) -> float:

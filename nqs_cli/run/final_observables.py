@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from nqs_cli.config import Config
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import observable_check
-from nqs_cli.run.evaluation import sample_energy
+from nqs_cli.run.evaluation import final_estimate_seed, sample_energy
 from nqs_cli.run.files import atomic_write_json, read_json_object
 from nqs_cli.run.measure import EXACT_BUDGET, failure_text, measure, measure_exact
 from nqs_cli.setup import Training
@@ -56,7 +56,7 @@ def retry_observables(path: Path, cfg: Config, training: Training, state: VMCSta
     params = jax.tree_util.tree_map(jnp.asarray, final_params(state))
     n = int(finished.get("final_samples") or 4 * cfg.sampler.n_samples)
     kept: dict = {}
-    sample_energy(training, params, jax.random.key(cfg.seed + 1_000_003), n, n, start=state.chains, keep=kept)
+    sample_energy(training, params, jax.random.key(final_estimate_seed(cfg.seed)), n, n, start=state.chains, keep=kept)
     failed = measure_observables(path, cfg, training, state, kept, reporter)
     result = {k: v for k, v in finished.items() if k != "observables_failed"}
     result["warnings"] = [w for w in result.get("warnings", []) if not w.startswith(OBSERVABLES_FAILED)]

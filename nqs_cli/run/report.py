@@ -10,7 +10,7 @@ import numpy as np
 
 from nqs_cli.config import flatten
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.estimates import R_HAT_LIMIT, estimate_window, final_estimate, relative_error
+from nqs_cli.run.estimates import R_HAT_LIMIT, estimate_window, final_estimate, relative_error, warning_flag
 from nqs_cli.run.files import RunDirError, read_json_object
 
 
@@ -81,8 +81,10 @@ def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
         "r_hat": last.get("r_hat"),
         "acceptance": last.get("acceptance"),
         "seconds_per_iteration": result.get("seconds_per_iteration"),
+        "v_score": result.get("v_score"),
         "status": status,
         "flags": run_flags(status, last, result),
+        "warnings": list(result.get("warnings") or []),
         "observables": observables,
         "exact_observables": exact_observables,
     }
@@ -90,13 +92,17 @@ def read_run(path: Path, discard: int = 0, window: int | None = None) -> dict:
 
 def run_flags(status: str, last: dict, result: dict) -> list[str]:
     """What a reader of the table must not miss: a run that did not finish well, chains that
-    disagree (split-R̂ > 1.1 at the last iteration) and the run's own sampling warnings."""
+    disagree (split-R̂ > 1.1 at the last iteration) and one flag for each warning result.json
+    carries (V-score, R̂, acceptance, observables that failed or are off their exact values)."""
     flags = [status] if status in ("diverged", "failed") else []
     r_hat = last.get("r_hat")
     if r_hat is not None and not (r_hat <= R_HAT_LIMIT):
         flags.append(f"R̂>{R_HAT_LIMIT}")
-    if any("acceptance" in w for w in result.get("warnings", [])):
-        flags.append("low acceptance")
+    warnings = result.get("warnings") or []
+    for warning in warnings if isinstance(warnings, list) else [str(warnings)]:
+        flag = warning_flag(str(warning))
+        if flag not in flags:
+            flags.append(flag)
     return flags
 
 

@@ -24,10 +24,11 @@ from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
-from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, final_estimate_seed, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
 from nqs_cli.run.final_observables import compare_with_exact, measure_observables, observables_warning, retry_observables
 from nqs_cli.setup import Training, build_problem, build_training
+from nqs_cli.setup.models import enlarge_hint
 from nqs_cli.setup.observables import settle_observables
 from nqs_cli.vmc.devices import check_chains, place_state
 from nqs_cli.vmc.loop import Health, RunError, StepRecord, run_loop
@@ -279,6 +280,11 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     health = Health(spike_factor=t.spike_factor, spike_retries=t.spike_retries, dead_steps=t.dead_steps)
     history = dist.broadcast_json(rd.read_metrics(path / "metrics.jsonl") if lead else None)
     final, kept = None, {}
+    remedy = enlarge_hint(cfg, problem.model)
+
+    def result_file(status: str, **details) -> dict:  # result.json as it stands now
+        return write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), remedy=remedy, **details)
+
     # one signal context from the first iteration to the final estimate: a signal anywhere in
     # it checkpoints (or skips the final estimate) and leaves result.json saying so
     with stop_signals(stop):
@@ -291,7 +297,7 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
         except RunError as exc:
             if lead:
                 kept = what_is_kept(path)
-                write_result(path, cfg, exc.status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=str(exc))
+                result_file(exc.status, reason=str(exc))
                 raise type(exc)(f"{exc}; {kept}") from None
             raise
         if int(state.step) != log.last_saved or status == "completed":
@@ -306,13 +312,12 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     # the energy first: result.json is written before any observable is measured
-    result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final)
+    result = result_file(status, reason=reason, final=final)
     if status == "completed" and cfg.observables.names:
         failed = measure_observables(path, cfg, training, state, kept, reporter)
         check = compare_with_exact(path, cfg, training, failed) if source == "exact" else None
         if failed or check:
-            result = write_result(path, cfg, status, (exact, source), log.compile_s, log.iter_times, int(state.step), reason=reason, final=final,
-                                  observables_failed=failed, observables_check=check)
+            result = result_file(status, reason=reason, final=final, observables_failed=failed, observables_check=check)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
 
@@ -402,7 +407,7 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))  # every process evaluates the same samples, locally
     chains = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.chains))
     kept: dict = {}
-    key = jax.random.key(cfg.seed + 1_000_003)
+    key = jax.random.key(final_estimate_seed(cfg.seed))
     if max_samples == 0:
         if cfg.observables.names:  # no final estimate: one pass of 4 × n_samples for the observables
             sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept, should_stop=should_stop)
@@ -418,8 +423,9 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
 
 
 def write_result(path: Path, cfg: Config, status: str, reference, compile_s, iter_times, step: int, reason: str | None = None, final: dict | None = None,
-                 observables_failed: dict | None = None, observables_check: str | None = None) -> dict:
-    """result.json; ``reference``: (E0 or None, its source: "exact" | "train.reference_energy")."""
+                 observables_failed: dict | None = None, observables_check: str | None = None, remedy: str = "train longer (train.n_iter)") -> dict:
+    """result.json; ``reference``: (E0 or None, its source: "exact" | "train.reference_energy");
+    ``remedy``: the V-score warning's advice in the keys of the run's model (enlarge_hint)."""
     exact, source = reference
     rows = rd.read_metrics(path / "metrics.jsonl")
     est = trajectory_estimate(path, cfg)
@@ -459,7 +465,8 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
     }
     if reason:
         result["reason"] = reason
-    result["warnings"] = sampling_warnings(rows, estimate_window(cfg.train.n_iter, cfg.train.final_window)) + final_warnings(final)
+    window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
+    result["warnings"] = sampling_warnings(rows, window, cfg.is_continuous) + final_warnings(final, remedy)
     if observables_failed:
         result["observables_failed"] = observables_failed
         result["warnings"].append(observables_warning(observables_failed))

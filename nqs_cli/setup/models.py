@@ -146,3 +146,21 @@ def build_rbm(cfg: Config, space):
         param_dtype=param_dtype(cfg),
         phase=spiral_phase(cfg, lattice, space),
     )
+
+
+def enlarge_hint(cfg: Config, model) -> str:
+    """What can bring a state that is far from an eigenstate closer, in the keys of the run's
+    own model (``model``, the built module) and system: the V-score warning's remedy."""
+    keys = ["train longer (train.n_iter)", "sample more (sampler.n_samples)"]
+    if isinstance(model, RBMMultiValSymm):
+        keys.append("enlarge the model (model.features)")
+    elif isinstance(model, RBMMultiVal):
+        keys.append("enlarge the model (model.alpha)")
+    else:  # the DeepSets models
+        keys.append("enlarge the network (model.features_phi, model.features_rho, model.layers_phi)")
+        if isinstance(model, DeepSetRelDistance) and cfg.model.cusp_exponent is None:
+            keys.append("for a hard-core pair potential add its cusp (model.cusp_exponent)")
+    hint = ", ".join(keys[:-1]) + " or " + keys[-1]
+    if isinstance(model, (RBMMultiVal, RBMMultiValSymm)) and not cfg.model.param_dtype.startswith("complex"):
+        hint += "; without a sign rule the signs of ψ need model.param_dtype = \"complex128\""
+    return hint

@@ -267,3 +267,29 @@ def test_evaluate_with_defaults_is_at_least_as_precise_as_the_training_estimate(
     evaluation = json.loads((run / "evaluation.json").read_text())
     result = json.loads((run / "result.json").read_text())
     assert evaluation["energy_error"] <= result["trajectory_energy_error"]
+
+
+def test_report_shows_the_v_score_and_a_flag_for_every_warning_of_result_json(finished, tmp_path):
+    import shutil
+
+    from nqs_cli.run.estimates import final_warnings, sampling_warnings
+    from nqs_cli.run.final_observables import observables_warning
+
+    _, run = finished
+    flagged = tmp_path / "flagged"
+    shutil.copytree(run, flagged)
+    result = json.loads((flagged / "result.json").read_text())
+    result["v_score"] = 0.0431
+    result["warnings"] = final_warnings({"v_score": 0.0431, "r_hat": 1.5, "discard_sweeps": 100}) + [observables_warning({"density": "boom"})]
+    (flagged / "result.json").write_text(json.dumps(result))
+    row = json.loads(runner.invoke(app, ["report", str(flagged), "--json"]).output)[0]
+    assert row["v_score"] == 0.0431 and row["warnings"] == result["warnings"]
+    assert {"V-score>0.02", "final R̂>1.1", "observables failed"} <= set(row["flags"])
+    table = runner.invoke(app, ["report", str(flagged)], terminal_width=400).output
+    assert "V-score" in table and "0.043" in table and "V-score>0.02" in table
+    # every warning nqs writes has a flag of its own kind
+    rows = [{"r_hat": 2.0, "acceptance": 0.01}] * 10
+    from nqs_cli.run.estimates import warning_flag
+
+    for text in sampling_warnings(rows, 10) + final_warnings({"v_score": 1.0, "r_hat": 2.0}) + [observables_warning({"x": "y"})]:
+        assert warning_flag(text) != "warning", text

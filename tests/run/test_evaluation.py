@@ -70,6 +70,35 @@ def test_training_reports_the_fresh_chain_estimate_and_evaluate_matches_it(tmp_p
     assert abs(ev["energy"] - res["energy"]) < 4 * float(jnp.hypot(ev["energy_error"], res["energy_error"]))
 
 
+def test_evaluate_twice_gives_two_independent_estimates_that_agree(tmp_path):
+    """Each `nqs evaluate` samples with a seed of its own (recorded): neither equals training's
+    final estimate nor the other evaluation, and all three agree within their error bars."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[lattice]\nlength = 4\n[hilbert]\nkind = "fock"\nn_max = 2\nn_particles = 4\n[hamiltonian]\nkind = "bose-hubbard"\n'
+        "[sampler]\nn_chains = 4\nn_samples = 64\n[train]\nn_iter = 10\nfinal_samples = 2048\n"
+    )
+    out = tmp_path / "run"
+    assert CliRunner().invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"]).exit_code == 0
+    res = json.loads((out / "result.json").read_text())
+    evaluations = []
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["evaluate", str(out), "--n-samples", "2048"])
+        assert result.exit_code == 0, result.output
+        evaluations.append(json.loads((out / "evaluation.json").read_text()))
+    first, second = evaluations
+    assert first["seed"] == 1_000_003 + 1 and second["seed"] == first["seed"] + 1 and second["earlier_seeds"] == [first["seed"]]
+    energies = [res["energy"], first["energy"], second["energy"]]
+    assert len(set(energies)) == 3  # three samplings, not one repeated
+    errors = [res["energy_error"], first["energy_error"], second["energy_error"]]
+    for i in range(3):
+        for j in range(i):
+            assert abs(energies[i] - energies[j]) < 4 * float(jnp.hypot(errors[i], errors[j]))
+    # an explicit --seed is used as given
+    assert CliRunner().invoke(app, ["evaluate", str(out), "--n-samples", "2048", "--seed", "5"]).exit_code == 0
+    assert json.loads((out / "evaluation.json").read_text())["seed"] == 5
+
+
 def test_final_estimate_from_chains_that_disagree_is_a_warning():
     from nqs_cli.run.estimates import final_warnings
 
@@ -84,9 +113,27 @@ def test_a_final_state_far_from_an_eigenstate_is_a_warning():
 
     assert final_warnings({"r_hat": 1.0, "v_score": 0.004}) == []
     (warning,) = final_warnings({"r_hat": 1.0, "v_score": 0.169})
-    assert "V-score" in warning and "0.169 > 0.02" in warning and "model.alpha" in warning
+    assert "V-score" in warning and "0.169 > 0.02" in warning and "train.n_iter" in warning
     # the formula N Var / (E - E_inf)^2 on numbers of that run (E_inf taken as 0 here)
     from nqs_cli.run.evaluation import v_score
 
     assert v_score(-6.6655, 0.4825, 12, 0.0) == pytest.approx(12 * 0.4825 / 6.6655**2)
     assert final_warnings({"v_score": v_score(-6.6655, 0.4825, 12, 0.0)})
+
+
+def test_the_v_score_remedy_names_keys_of_the_runs_own_model():
+    """An RBM run is told about model.alpha (model.features when symmetric); a DeepSets run about
+    its network's widths and the cusp, never about RBM keys."""
+    from continuum_cases import RELDIST, make_cfg
+    from nqs_cli.run.estimates import final_warnings
+    from nqs_cli.setup.models import enlarge_hint
+
+    lattice = tiny_config("heisenberg")
+    rbm = enlarge_hint(lattice, build_problem(lattice).model)
+    assert "model.alpha" in rbm and "model.features_phi" not in rbm
+    box = make_cfg(n=4, extent=5.0, omega=0.0, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model={**RELDIST, "kind": "deepsets-reldist"})
+    deepsets = enlarge_hint(box, build_problem(box).model)
+    assert "model.features_phi" in deepsets and "model.cusp_exponent" in deepsets
+    assert "model.alpha" not in deepsets and "complex128" not in deepsets
+    (warning,) = final_warnings({"v_score": 0.1}, deepsets)
+    assert deepsets in warning
