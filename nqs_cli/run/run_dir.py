@@ -82,14 +82,31 @@ def _pick(d: dict, dotted: str):
     return d
 
 
-def git_commit() -> str | None:
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def build_info() -> dict:
+    """What the installed package was built from: nqs_cli/_build.json, written by the build
+    (setup.py) into a non-editable install; {} when running from a checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
+        data = json.loads((PACKAGE / "_build.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def git_commit() -> str | None:
+    """The commit of the code that runs: the checkout's HEAD when the package is a git checkout's
+    (an editable install, a clone on PYTHONPATH), else the commit the install was built from."""
+    try:
+        out = subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=PACKAGE, capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:  # the package's own files are tracked here: a checkout
+            head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE, capture_output=True, text=True, timeout=5)
+            if head.returncode == 0 and head.stdout.strip():
+                return head.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+        pass
+    return build_info().get("git_commit")
 
 
 def meta(argv: list[str], seed: int) -> dict:
@@ -107,6 +124,7 @@ def meta(argv: list[str], seed: int) -> dict:
         "argv": argv,
         "seed": seed,
         "git_commit": git_commit(),
+        "git_commit_from": "checkout" if not build_info() else ("build with uncommitted changes" if build_info().get("git_dirty") else "build"),
         "host": platform.node(),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
