@@ -1,4 +1,5 @@
 import atexit
+import os
 import shutil
 import tempfile
 
@@ -12,5 +13,6 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 _CACHE = tempfile.mkdtemp(prefix="nqs-test-jit-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 jax.config.update("jax_compilation_cache_dir", _CACHE)
+os.environ["NQS_CACHE_DIR"] = _CACHE  # and every `nqs` the tests start as a process
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

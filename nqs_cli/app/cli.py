@@ -130,6 +130,28 @@ def setup_jax(cfg) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", cfg.dtype == "float64")
+    if jax.config.jax_compilation_cache_dir is None:  # unless JAX's own setting chose one
+        cache = compilation_cache_dir()
+        if cache is not None:
+            jax.config.update("jax_compilation_cache_dir", str(cache))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def compilation_cache_dir() -> Path | None:
+    """Where compiled programs are kept between runs (the points of a scan, a rerun, `nqs
+    evaluate` after `nqs train` compile the same sampler and estimators): $NQS_CACHE_DIR, else
+    $XDG_CACHE_HOME/nqs/jax or ~/.cache/nqs/jax; NQS_CACHE_DIR=off (or a folder that cannot be
+    created) keeps none."""
+    given = os.environ.get("NQS_CACHE_DIR")
+    if given is not None and given.strip().lower() in ("", "off", "0", "none"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(given) if given else base / "nqs" / "jax"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
 
 
 def check_size(cfg, force_size: bool = False) -> None:
@@ -560,7 +582,8 @@ def report(
         sys.stdout.write(json.dumps(strict_json(rows), indent=2) + "\n")
         sys.stdout.flush()
     else:
-        out.print(runs_table(rows))
+        # a terminal folds the table to its width; a file or pipe gets every column unfolded
+        (out if out.is_terminal else StreamConsole(highlight=False, width=1000)).print(runs_table(rows))
     readable = [p for p, r in zip(runs, rows) if r["status"] != "unreadable"]
     if plot is not None:
         need_matplotlib("--plot")

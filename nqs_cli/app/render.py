@@ -205,6 +205,26 @@ class TrainReporter:
             self.err.print(text, highlight=False, soft_wrap=True)
 
     @guarded
+    def phase(self, text: str | None) -> None:
+        """What the end of a run is doing (the final estimate, each observable): the live line on
+        a terminal, a plain line otherwise; None ends the phase. Quiet under --quiet."""
+        if self.quiet or text is None:
+            if text is None and self.live is not None:
+                self.live.update(Text(""))
+            return
+        if self.live is not None:
+            self.live.update(Text(text))
+        else:
+            self.err.print(text, highlight=False, soft_wrap=True)
+
+    def final_pass(self, info: dict) -> None:
+        """A pass of the final estimate: samples drawn of the most, error bar against its target, ETA."""
+        target = "" if info.get("target") is None else f" (target {info['target']:.2g})"
+        eta = "done" if info["left_s"] == 0 else f"ETA {fmt_seconds(info['left_s'])}"
+        self.phase(f"final estimate: {info['drawn']}/{info['max_samples']} samples, error {info['error']:.2g}{target}, "
+                   f"{info['pass_s']:.1f} s/pass, {eta}")
+
+    @guarded
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()

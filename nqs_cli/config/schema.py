@@ -276,7 +276,7 @@ class ObservablesConfig:
     edge_sites: int | None = opt(None, non_negative, doc="Open axes: the bulk is the sites at least this many cells from either end of every open axis (at most (L − 1)/2 on an axis of L cells); correlations against distance and the scalars average over it.",
                                  auto="L/4 of the longest open axis; 0 when every axis is periodic")
     offdiagonal_samples: int | None = opt(None, at_least(1), doc="Most samples (the first ones of every chain) on which the off-diagonal observables are measured; each costs ψ at the connected configurations.",
-                                          auto="all, up to 2^24 ψ evaluations in all")
+                                          auto="as many as evaluate ψ no more often than the local energies of all the samples did (samples × connected elements of H), at most 2^24 ψ evaluations")
 
 
 def host_port(v):

@@ -13,10 +13,14 @@ the trace diverges (the convention of that paper for continuous systems).
 
 from __future__ import annotations
 
+import math
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.setup import Training
 from nqs_cli.systems.lattice.operators import BondHamiltonian
 from nqs_cli.vmc.stats import statistics
@@ -49,12 +53,27 @@ def v_score(energy: float, variance: float, n_units: int, e_inf: float) -> float
     return None if gap == 0 else float(n_units * variance / gap**2)
 
 
+def sampling_pass(training: Training, per_chain: int):
+    """``(params, chains, key, thermalisation sweeps) -> (chains, samples, acceptance, E_loc)``:
+    one pass of the final estimate, samples (n_chains, per_chain, n_dof) and their local energies."""
+    sample = training.sampler(per_chain, None)
+
+    def one_pass(params, chains, key, sweeps):
+        chains, samples, acceptance = sample(params, chains, key, sweeps)
+        return chains, samples, acceptance, training.local_energies(params, samples.reshape((-1, samples.shape[-1])))
+
+    return one_pass
+
+
+jitted_statistics = jax.jit(statistics)  # one program per shape (op by op it compiles every operation anew)
+
+
 class EvaluationInterrupted(Exception):
     """``should_stop`` answered yes between two passes of ``sample_energy``."""
 
 
 def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None, keep=None,
-                  should_stop=None) -> dict:
+                  should_stop=None, progress=None) -> dict:
     """Statistics of E_loc under |ψ|² for ``params``: new chains with their own keys,
     DISCARD_SWEEPS sweeps of thermalisation, then passes of ``n_per_pass`` samples until the
     error is ≤ ``target_error`` (one pass when None) or ``max_samples`` are drawn.
@@ -64,29 +83,37 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
     or a dilute box may take far longer than DISCARD_SWEEPS sweeps to reach it. ``keep``, a
     dict, receives the samples (n_chains, n_per_chain, n_dof) and their local energies
     (n_chains, n_per_chain) for the observables. ``should_stop()`` is asked before each pass;
-    a yes raises EvaluationInterrupted."""
+    a yes raises EvaluationInterrupted. ``progress(info)`` is told after each pass: samples drawn,
+    the most that may be drawn, the error so far and its target, the seconds per pass and the
+    predicted seconds left (the samples the error bar still needs, from its 1/√n fall)."""
     n_chains = training.n_chains
     per_chain = max(1, -(-n_per_pass // n_chains))
     k_chains, k_first, k_more = jax.random.split(key, 3)
-    chains = training.fresh_chains(params, k_chains) if start is None else training.restart_chains(params, start)
-    first = jax.jit(training.sampler(per_chain, DISCARD_SWEEPS))
-    more = jax.jit(training.sampler(per_chain, 0))
-    energies = jax.jit(training.local_energies)
+    chains = jax.jit(training.fresh_chains)(params, k_chains) if start is None else jax.jit(training.restart_chains)(params, start)
+    one_pass = jax.jit(sampling_pass(training, per_chain))  # one program: the first pass thermalises, the others continue
     blocks, accepted, passes, kept = [], [], 0, []
+    started, compiled_before = time.monotonic(), compile_seconds()
     while True:
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
-        sample = first if passes == 0 else more
-        chains, samples, acceptance = sample(params, chains, jax.random.fold_in(k_more if passes else k_first, passes))
-        e_loc = energies(params, samples.reshape((-1, samples.shape[-1])))
+        sweeps = DISCARD_SWEEPS if passes == 0 else 0
+        chains, samples, acceptance, e_loc = one_pass(params, chains, jax.random.fold_in(k_more if passes else k_first, passes), sweeps)
         blocks.append(np.asarray(e_loc.real).reshape(samples.shape[:2]))
         if keep is not None:
             kept.append(np.asarray(samples))
         accepted.append(float(acceptance))
         passes += 1
-        st = statistics(jnp.asarray(np.concatenate(blocks, axis=1))).to_dict()
+        st = jitted_statistics(jnp.asarray(np.concatenate(blocks, axis=1))).to_dict()
         drawn = passes * per_chain * n_chains
-        if target_error is None or st["energy_error"] <= target_error or drawn + per_chain * n_chains > max_samples:
+        done = target_error is None or st["energy_error"] <= target_error or drawn + per_chain * n_chains > max_samples
+        if progress is not None:  # the pass's own time, without compilation, predicts the next
+            now, compiled = time.monotonic(), compile_seconds()
+            pass_s = max(now - started - (compiled - compiled_before), 0.0)
+            started, compiled_before = now, compiled
+            needed = drawn if done or not target_error else min(max_samples, drawn * (st["energy_error"] / target_error) ** 2)
+            left = 0.0 if done else pass_s * max(1, math.ceil((needed - drawn) / (per_chain * n_chains)))
+            progress({"drawn": drawn, "max_samples": max_samples, "error": st["energy_error"], "target": target_error, "pass_s": pass_s, "left_s": left})
+        if done:
             break
     if keep is not None:
         keep.update(samples=np.concatenate(kept, axis=1), e_loc=np.concatenate(blocks, axis=1))

@@ -24,7 +24,7 @@ def measure_observables(path: Path, cfg: Config, training: Training, state: VMCS
     error} of the observables that failed (each also said on stderr), {} when all were measured."""
     params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))
     source = "final parameters, fresh chains" + (" (the samples of the final estimate)" if cfg.train.final_samples != 0 else "")
-    data = measure(cfg, training, params, kept["samples"], kept["e_loc"])
+    data = measure(cfg, training, params, kept["samples"], kept["e_loc"], progress=reporter.phase)
     failed = data.get("failed", {})
     atomic_write_json(path / "observables.json", {"source": source, "step": int(state.step), **data})
     for name, why in failed.items():

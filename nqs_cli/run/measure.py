@@ -30,19 +30,20 @@ ERRORS = ("means of per-sample values: autocorrelation-corrected error per chain
           f"non-linear quantities: jackknife over {JACKKNIFE_BLOCKS} blocks (chains, cut into parts when fewer)")
 
 
-def measure(cfg: Config, training: Training, params, samples, e_loc=None) -> dict:
+def measure(cfg: Config, training: Training, params, samples, e_loc=None, progress=None) -> dict:
     """observables.json's content for ``samples`` (n_chains, n_per_chain, n_dof) of |ψ|² with
     ``params``; ``e_loc`` (n_chains, n_per_chain), their local energies, for the energy split.
     An observable whose evaluation fails is left out and named, with the error, under
-    ``failed``: the others are still measured."""
+    ``failed``: the others are still measured. ``progress(text)`` is told what is measured next."""
+    progress = progress or (lambda text: None)
     samples = np.asarray(samples)
     spec = build_observables(cfg, training.problem)
     head = {"n_samples": int(samples.shape[0] * samples.shape[1]), "n_chains": int(samples.shape[0]), "errors": ERRORS}
     if not spec:
         return {**head, "scalars": {}}
     if isinstance(spec, LatticeObservables):
-        return {**head, **measure_lattice(cfg, spec, training, params, samples)}
-    return {**head, **measure_particles(spec, training, samples, e_loc)}
+        return {**head, **measure_lattice(cfg, spec, training, params, samples, progress)}
+    return {**head, **measure_particles(spec, training, samples, e_loc, progress)}
 
 
 def failure_text(exc: Exception) -> str:
@@ -51,7 +52,7 @@ def failure_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
-def measure_lattice(cfg: Config, obs: LatticeObservables, training: Training, params, samples) -> dict:
+def measure_lattice(cfg: Config, obs: LatticeObservables, training: Training, params, samples, progress=lambda text: None) -> dict:
     """Diagonal observables on every sample, off-diagonal ones on the first samples of every chain
     within the ψ-evaluation budget (``observables.offdiagonal_samples``). Each group is evaluated
     in one pass; a group that fails is measured name by name, so that one failing estimator
@@ -62,6 +63,9 @@ def measure_lattice(cfg: Config, obs: LatticeObservables, training: Training, pa
     for is_off, names in ((False, diagonal), (True, off)):
         if not names:
             continue
+        n_used = offdiagonal_per_chain(cfg, dataclasses.replace(obs, names=names), samples.shape[0], samples.shape[1], n_connected(training)) \
+            if is_off else samples.shape[1]
+        progress(f"observables: {', '.join(names)} on {n_used * samples.shape[0]} samples")
         try:
             part = measure_group(cfg, dataclasses.replace(obs, names=names), training, params, samples, is_off)
         except Exception:  # noqa: BLE001 — find which estimator fails, keep the others
@@ -79,12 +83,17 @@ def measure_lattice(cfg: Config, obs: LatticeObservables, training: Training, pa
     return {**out, "scalars": scalars, **({"failed": failed} if failed else {})}
 
 
+def n_connected(training: Training) -> int | None:
+    """Connected elements of H per configuration (lattices), the measure of the local energy's work."""
+    return getattr(training.problem.hamiltonian, "max_conn", None)
+
+
 def measure_group(cfg: Config, group: LatticeObservables, training: Training, params, samples, is_off: bool) -> dict:
     """The entries of ``group``'s observables (one compiled estimator for all of them)."""
     out = {}
     use = samples
     if is_off:
-        per_chain = offdiagonal_per_chain(cfg, group, samples.shape[0], samples.shape[1])
+        per_chain = offdiagonal_per_chain(cfg, group, samples.shape[0], samples.shape[1], n_connected(training))
         use = samples[:, :per_chain]
         out["offdiagonal_samples"] = int(use.shape[0] * use.shape[1])
     values = evaluate_values(group, training.problem.log_psi, params, use)
@@ -116,15 +125,18 @@ def evaluate_values(obs: LatticeObservables, log_psi, params, samples) -> dict:
     n_chains, n_per, n_sites = samples.shape
     fn = jax.jit(lambda p, xs: jax.vmap(lambda x: obs.values(lambda y: log_psi(p, y), x))(xs))
     flat = samples.reshape(-1, n_sites)
-    chunk = max(1, min(CHUNK_CONFIGS // max(obs.n_ratios, 1), CHUNK_PAIR_VALUES // max(obs.pair_values_per_config, 1)))
-    parts = [jax.device_get(fn(params, jnp.asarray(flat[a : a + chunk]))) for a in range(0, len(flat), chunk)]
-    return {k: np.concatenate([p[k] for p in parts]).reshape(n_chains, n_per, *parts[0][k].shape[1:]) for k in parts[0]}
+    chunk = max(1, min(len(flat), CHUNK_CONFIGS // max(obs.n_ratios, 1), CHUNK_PAIR_VALUES // max(obs.pair_values_per_config, 1)))
+    pad = -len(flat) % chunk  # the last chunk filled up with copies of a sample: one compiled shape for all chunks
+    padded = np.concatenate([flat, np.repeat(flat[:1], pad, axis=0)]) if pad else flat
+    parts = [jax.device_get(fn(params, jnp.asarray(padded[a : a + chunk]))) for a in range(0, len(padded), chunk)]
+    return {k: np.concatenate([p[k] for p in parts])[: len(flat)].reshape(n_chains, n_per, *parts[0][k].shape[1:]) for k in parts[0]}
 
 
-def measure_particles(names: tuple[str, ...], training: Training, samples, e_loc) -> dict:
+def measure_particles(names: tuple[str, ...], training: Training, samples, e_loc, progress=lambda text: None) -> dict:
     """Each particle observable on its own, so that one that fails leaves the others."""
     out, scalars, failed = {}, {}, {}
     for name in names:
+        progress(f"observables: {name} on {samples.shape[0] * samples.shape[1]} samples")
         try:
             part = measure_particle_observable(name, training, samples, e_loc)
         except Exception as exc:  # noqa: BLE001 — named in observables.json and result.json

@@ -305,7 +305,9 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
         reason = (stop.reason or "stopped by another process") if status == "interrupted" else None
         if status == "completed":
             try:
-                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop.signal is not None))
+                reporter.phase("final estimate: fresh chains from the training chains, thermalising")
+                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop.signal is not None),
+                                               progress=reporter.final_pass)
             except EvaluationInterrupted:
                 name = signal.Signals(stop.signal).name if stop.signal is not None else "a stop on another process"
                 status, reason = "interrupted", f"{name} during the final estimate (every training step is saved; rerunning makes only the final estimate)"
@@ -315,9 +317,12 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     result = result_file(status, reason=reason, final=final)
     if status == "completed" and cfg.observables.names:
         failed = measure_observables(path, cfg, training, state, kept, reporter)
+        if source == "exact":
+            reporter.phase("observables: the exact ground state's, for comparison")
         check = compare_with_exact(path, cfg, training, failed) if source == "exact" else None
         if failed or check:
             result = result_file(status, reason=reason, final=final, observables_failed=failed, observables_check=check)
+    reporter.phase(None)
     return TrainOutcome(run_dir=path, status=status, result=result, notes=list(cfg.notes))
 
 
@@ -396,7 +401,7 @@ def trajectory_estimate(path: Path, cfg: Config) -> dict:
     return final_estimate(rd.read_metrics(path / "metrics.jsonl"), estimate_window(cfg.train.n_iter, cfg.train.final_window))
 
 
-def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None) -> tuple[dict | None, dict]:
+def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None, progress=None) -> tuple[dict | None, dict]:
     """The final parameters sampled with fresh chains until the error bar is no larger than
     the trajectory estimate's (within ``train.final_samples``): (the estimate, None when that is
     0; the samples kept for the observables, see ``sample_energy``). ``should_stop`` (see
@@ -410,11 +415,11 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
     key = jax.random.key(final_estimate_seed(cfg.seed))
     if max_samples == 0:
         if cfg.observables.names:  # no final estimate: one pass of 4 × n_samples for the observables
-            sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept, should_stop=should_stop)
+            sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept, should_stop=should_stop, progress=progress)
         return None, kept
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
     n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
-    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept, should_stop=should_stop)
+    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept, should_stop=should_stop, progress=progress)
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     which = f"the parameters averaged over ~{training.average} iterations" if training.average else "the last parameters"

@@ -92,10 +92,13 @@ def build_observables(cfg: Config, problem: Problem, lattice: Lattice | None = N
     return LatticeObservables(lattice, problem.space, tuple(obs.names), obs.max_distance, obs.edge_sites, rotated)
 
 
-def offdiagonal_per_chain(cfg: Config, off: LatticeObservables, n_chains: int, n_per_chain: int) -> int:
+def offdiagonal_per_chain(cfg: Config, off: LatticeObservables, n_chains: int, n_per_chain: int, n_conn: int | None = None) -> int:
     """Samples per chain for the off-diagonal observables ``off``: ``observables.offdiagonal_samples``,
-    or as many as keep their ψ evaluations within RATIO_BUDGET."""
+    or as many as evaluate ψ no more often than the local energies of all the samples did
+    (``n_conn`` connected elements of H per sample; their cost is the final estimate's own), and
+    within RATIO_BUDGET."""
     limit = cfg.observables.offdiagonal_samples
     if limit is None:
-        limit = RATIO_BUDGET // max(off.n_ratios, 1)
+        work = RATIO_BUDGET if n_conn is None else min(RATIO_BUDGET, n_chains * n_per_chain * max(n_conn, 1))
+        limit = work // max(off.n_ratios, 1)
     return max(1, min(n_per_chain, limit // n_chains))

@@ -48,8 +48,8 @@ class Training:
     memory: bool = False  # the state keeps the previous direction (SR momentum)
     average: int = 0  # iterations τ of the running parameter average (0: none)
 
-    def sampler(self, n_per_chain: int, n_discard: int) -> Callable:
-        """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule."""
+    def sampler(self, n_per_chain: int, n_discard: int | None) -> Callable:
+        """``sample(params, chains, key) -> (chains, samples, acceptance)`` with this run's rule (``n_discard = None``: ``sample(params, chains, key, n_discard)``, see make_sampler)."""
         return problem_sampler(self.problem, self.sweep_size, n_per_chain, n_discard, self.target_acceptance)
 
     def fresh_chains(self, params, key) -> ChainState:

@@ -82,8 +82,11 @@ def _proposer(rule, evaluator):
     return propose_and_evaluate
 
 
-def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_size: int, evaluator=None, target_acceptance: float | None = None):
-    """Returns ``sample(params, chains, key) -> (chains, samples, acceptance)``.
+def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int | None, sweep_size: int, evaluator=None, target_acceptance: float | None = None):
+    """Returns ``sample(params, chains, key) -> (chains, samples, acceptance)``; with
+    ``n_discard = None`` it is ``sample(params, chains, key, n_discard)``, the thermalisation
+    sweeps an argument (one compiled program for a first pass that thermalises and the passes
+    that continue it; its sweeps draw their random numbers one sweep at a time).
 
     samples: (n_chains, n_per_chain, n_dof); acceptance: fraction of accepted moves over all
     ``(n_discard + n_per_chain) * sweep_size`` steps of this call. ``evaluator`` (default:
@@ -96,7 +99,8 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
     Metropolis kernel); the width is carried by the chains into the next call.
     """
     evaluator = evaluator or FullEvaluation(log_psi)
-    n_sweeps = n_discard + n_per_chain
+    dynamic = n_discard is None
+    n_sweeps = n_per_chain if dynamic else n_discard + n_per_chain
     propose_and_evaluate = _proposer(rule, evaluator)
 
     adapt = target_acceptance is not None
@@ -129,7 +133,7 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
             chains = chains.replace(width=width)
         return (chains, cache, n_acc, sweep_acc), None
 
-    def sample(params, chains: ChainState, key):
+    def sample(params, chains: ChainState, key, n_thermalise=None):
         k_prop, k_acc = jax.random.split(key)
         n_chains, n_dof = chains.x.shape
         real = real_zero().dtype
@@ -140,13 +144,25 @@ def make_sampler(log_psi: LogPsi, rule, n_per_chain: int, n_discard: int, sweep_
         log_psi_now, cache = jax.vmap(evaluator.init, (None, 0))(ctx, chains.x)
         chains = chains.replace(log_psi=log_psi_now.astype(chains.log_psi.dtype))
         carry = (chains, cache, jnp.zeros((), jnp.int32), jnp.zeros((n_chains,), jnp.int32))
-        if n_discard > 0:
-            discard = jax.tree_util.tree_map(lambda a: a[:n_discard], randoms)
-            carry, _ = jax.lax.scan(lambda c, r: thermalise(ctx, c, r), carry, discard)
-        keep = jax.tree_util.tree_map(lambda a: a[n_discard:], randoms)
+        if dynamic:
+            k_therm = jax.random.fold_in(key, 1)
+
+            def one_sweep(i, c):
+                k_p, k_a = jax.random.split(jax.random.fold_in(k_therm, i))
+                r = (rule.draw(k_p, shape[1:], n_dof, real), jax.random.uniform(k_a, shape[1:], real))
+                return thermalise(ctx, c, r)[0]
+
+            carry = jax.lax.fori_loop(0, n_thermalise, one_sweep, carry)
+            keep = randoms
+            n_steps = (n_sweeps + n_thermalise) * sweep_size * n_chains
+        else:
+            if n_discard > 0:
+                discard = jax.tree_util.tree_map(lambda a: a[:n_discard], randoms)
+                carry, _ = jax.lax.scan(lambda c, r: thermalise(ctx, c, r), carry, discard)
+            keep = jax.tree_util.tree_map(lambda a: a[n_discard:], randoms)
+            n_steps = n_sweeps * sweep_size * n_chains
         carry, xs = jax.lax.scan(lambda c, r: sweep(ctx, c, r), carry, keep)
         chains, _, n_acc, _ = carry
-        n_steps = n_sweeps * sweep_size * n_chains
         samples = jnp.swapaxes(xs, 0, 1)
         return chains, samples, n_acc / n_steps
 
