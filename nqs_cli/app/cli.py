@@ -48,6 +48,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
 import signal  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path
 from typing import List, Optional
 
@@ -330,7 +331,7 @@ def train(
     try:
         outcome = runner.train(
             cfg, config_files, out=out_dir, n_iter=n_iter, reporter=reporter,
-            argv=["nqs"] + sys.argv[1:], force=force, max_time_s=max_time_s,
+            argv=["nqs"] + sys.argv[1:], force=force, max_time_s=max_time_s, started=COMMAND_STARTED or time.monotonic(),
         )
     except (RunDirError, ConfigError) as exc:
         reporter.close()
@@ -359,7 +360,11 @@ def train(
     resume = "Resume with: " + shlex.join(command)
     step, target = outcome.result.get("n_iter"), outcome.result.get("n_iter_target")
     if outcome.result.get("reason") == "max-time":
-        err.print(f"stopped at step {step} of {target}: the next iteration would pass --max-time {max_time}; checkpoint written. {resume}", soft_wrap=True)
+        if step == target:
+            err.print(f"stopped after step {step} of {target}: the final estimate would pass --max-time {max_time} (every step is saved; "
+                      f"rerunning makes only the final estimate). {resume}", soft_wrap=True)
+        else:
+            err.print(f"stopped at step {step} of {target}: the next iteration would pass --max-time {max_time}; checkpoint written. {resume}", soft_wrap=True)
         raise typer.Exit(EXIT_MAX_TIME)
     if step == target:  # every step ran; the signal came during the final estimate
         err.print(f"interrupted during the final estimate, after step {step} of {target} (every step is saved). {resume}", soft_wrap=True)
@@ -628,7 +633,14 @@ def _interrupt(signum, frame):
     os._exit(130)
 
 
+COMMAND_STARTED: float | None = None  # set by main(): when the process started (a test's in-process command: None)
+
+
 def main():
+    global COMMAND_STARTED
+    import nqs_cli
+
+    COMMAND_STARTED = nqs_cli.STARTED
     # SIGINT/SIGTERM outside training (start-up, compilation, final writes) exit 130 at once;
     # during training the run loop installs its own handlers, which checkpoint first.
     signal.signal(signal.SIGTERM, _interrupt)

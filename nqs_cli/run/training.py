@@ -46,9 +46,14 @@ class TrainOutcome:
     notes: list[str] = field(default_factory=list)
 
 
+EXIT_MARGIN_S = 1.0  # beyond the measured cost of the last writes: result.json, the interpreter's exit
+
+
 class StopFlag:
-    """Set by SIGINT/SIGTERM or a deadline; checked between iterations. The deadline check
-    predicts the next iteration from ``last_step_s``, an iteration's time without compilation."""
+    """Set by SIGINT/SIGTERM or a deadline; checked between iterations and between the passes of
+    the final estimate. The deadline check predicts the next iteration (or pass) from
+    ``last_step_s``, its time without compilation, and adds what stopping then costs: the final
+    checkpoint (``save_s``, the slowest save so far) and EXIT_MARGIN_S."""
 
     def __init__(self, deadline: float | None = None, clock=time.monotonic):
         self.signal: int | None = None
@@ -56,12 +61,13 @@ class StopFlag:
         self.clock = clock
         self.reason: str | None = None
         self.last_step_s = 0.0
+        self.save_s = 0.0
 
     def __call__(self) -> bool:
         if self.signal is not None:
             self.reason = signal.Signals(self.signal).name
             return True
-        if self.deadline is not None and self.clock() + 1.5 * self.last_step_s + 1.0 > self.deadline:
+        if self.deadline is not None and self.clock() + 1.5 * self.last_step_s + self.save_s + EXIT_MARGIN_S > self.deadline:
             self.reason = "max-time"
             return True
         return False
@@ -208,9 +214,11 @@ class StepLog:
         self.compiled = compile_seconds()
 
     def checkpoint(self, state: VMCState, final: bool = False) -> None:
+        started = time.monotonic()
         host = dist.to_host(state)  # a collective when the chains span processes
         if self.path is not None:
             ck.save_checkpoint(self.path, host, self.chash, final=final, seed=self.seed)
+        self.stop.save_s = max(self.stop.save_s, time.monotonic() - started)
 
     def __call__(self, new_state: VMCState, rec: StepRecord) -> None:
         if self.compile_s is None:
@@ -233,11 +241,13 @@ class StepLog:
         self.reporter.step(row, self.exact, step_s)
 
 
-def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False, max_time_s: float | None = None) -> TrainOutcome:
+def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter: int | None, reporter, argv: list[str], force: bool = False,
+          max_time_s: float | None = None, started: float | None = None) -> TrainOutcome:
     """Train ``cfg``; ``config_files``: {file name: text} written into the run directory
-    (config.toml, config.given.toml). In a multi-process run every process calls this; only process 0 (the
+    (config.toml, config.given.toml); ``max_time_s`` counted from ``started`` (time.monotonic(),
+    the process's start; default now). In a multi-process run every process calls this; only process 0 (the
     lead) touches the run directory, and the others receive its decisions by broadcast."""
-    start_wall = time.monotonic()
+    start_wall = time.monotonic() if started is None else started
     if n_iter is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_iter=n_iter))
     check_chains(cfg.sampler.n_chains)
@@ -306,11 +316,19 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
         if status == "completed":
             try:
                 reporter.phase("final estimate: fresh chains from the training chains, thermalising")
-                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop.signal is not None),
-                                               progress=reporter.final_pass)
+                stop.last_step_s = max(stop.last_step_s, log.compile_s or 0.0)  # its first pass compiles, as the first step did
+
+                def passed(info):  # the pass's own time predicts the next one for the deadline
+                    stop.last_step_s = info["pass_s"]
+                    reporter.final_pass(info)
+
+                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop()), progress=passed)
             except EvaluationInterrupted:
-                name = signal.Signals(stop.signal).name if stop.signal is not None else "a stop on another process"
-                status, reason = "interrupted", f"{name} during the final estimate (every training step is saved; rerunning makes only the final estimate)"
+                if stop.reason == "max-time":
+                    status, reason = "interrupted", "max-time"
+                else:
+                    name = signal.Signals(stop.signal).name if stop.signal is not None else "a stop on another process"
+                    status, reason = "interrupted", f"{name} during the final estimate (every training step is saved; rerunning makes only the final estimate)"
     if not lead:
         return TrainOutcome(run_dir=path, status=status, result={"status": status, "reason": reason})
     # the energy first: result.json is written before any observable is measured

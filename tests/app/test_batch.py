@@ -293,3 +293,41 @@ def test_report_shows_the_v_score_and_a_flag_for_every_warning_of_result_json(fi
 
     for text in sampling_warnings(rows, 10) + final_warnings({"v_score": 1.0, "r_hat": 2.0}) + [observables_warning({"x": "y"})]:
         assert warning_flag(text) != "warning", text
+
+
+def test_max_time_reached_in_the_final_estimate_exits_75_and_the_rerun_makes_only_it(config, tmp_path, monkeypatch):
+    """The deadline also holds for the final estimate: a deadline that comes in its passes stops it
+    (exit 75, reason max-time, every step saved), and the same command then makes only the final
+    estimate."""
+    from nqs_cli.run import training
+
+    out = tmp_path / "run"
+    in_final = {"on": False}
+    real_final, real_call = training.final_evaluation, training.StopFlag.__call__
+
+    def final_evaluation(*args, **kwargs):
+        in_final["on"] = True
+        try:
+            return real_final(*args, **kwargs)
+        finally:
+            in_final["on"] = False
+
+    def call(self):
+        if in_final["on"] and self.deadline is not None:
+            self.reason = "max-time"
+            return True
+        return real_call(self)
+
+    monkeypatch.setattr(training, "final_evaluation", final_evaluation)
+    monkeypatch.setattr(training.StopFlag, "__call__", call)
+    res = runner.invoke(app, ["train", str(config), "--out", str(out), "--max-time", "1h", "--quiet"])
+    assert res.exit_code == 75, res.output
+    assert "the final estimate would pass --max-time 1h" in res.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["reason"] == "max-time" and result["n_iter"] == result["n_iter_target"]
+    rows = (out / "metrics.jsonl").read_text()
+    res = runner.invoke(app, ["train", str(config), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed" and result["estimate"].startswith("fresh chains")
+    assert (out / "metrics.jsonl").read_text() == rows  # no step trained again
