@@ -1,6 +1,10 @@
 """The end of a run: how much of `nqs train`'s wall time comes after its last iteration.
 
     OPENBLAS_NUM_THREADS=1 python -m benchmarks.end_of_run [--config configs/bose_hubbard_1d.toml] [--n-iter 150] [--set K=V]...
+        [--scan hamiltonian.U=2,4,6 --out runs/scan]
+
+With ``--scan KEY=V1,V2,…`` it is a warm-started scan as in the README (each point `--init-from`
+the previous one, run directories kept under ``--out``), one line per point.
 
 Runs `nqs train CONFIG --n-iter N --quiet` as a user would (a fresh process, a fresh run
 directory) and prints one JSON line: the process's wall time, the iterations' own time (the sum
@@ -24,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(config: Path, n_iter: int, overrides: list[str]) -> dict:
+def measure(config: Path, n_iter: int, overrides: list[str], keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
+        out = Path(tmp) / "run" if keep is None else keep
         cmd = [sys.executable, "-m", "nqs_cli", "train", str(config), "--out", str(out), "--n-iter", str(n_iter), "--quiet"]
         cmd += [a for o in overrides for a in ("--set", o)]
         start = time.time()
@@ -61,8 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "bose_hubbard_1d.toml")
     parser.add_argument("--n-iter", type=int, default=150)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--scan", help="KEY=V1,V2,…: a warm-started scan over KEY")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "end-of-run-scan")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.config.resolve(), args.n_iter, args.overrides)), flush=True)
+    if args.scan is None:
+        print(json.dumps(measure(args.config.resolve(), args.n_iter, args.overrides)), flush=True)
+        return 0
+    key, values = args.scan.split("=", 1)
+    previous = None
+    for value in values.split(","):
+        out = (args.out / f"{key}-{value}").resolve()
+        extra = [f"{key}={value}"] + ([f'train.init_from="{previous}"'] if previous else [])
+        print(json.dumps({key: value, **measure(args.config.resolve(), args.n_iter, args.overrides + extra, keep=out)}), flush=True)
+        previous = out
     return 0
 
 

@@ -135,7 +135,7 @@ def setup_jax(cfg) -> None:
         cache = compilation_cache_dir()
         if cache is not None:
             jax.config.update("jax_compilation_cache_dir", str(cache))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
 
 
 def compilation_cache_dir() -> Path | None:

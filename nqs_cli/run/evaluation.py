@@ -53,18 +53,6 @@ def v_score(energy: float, variance: float, n_units: int, e_inf: float) -> float
     return None if gap == 0 else float(n_units * variance / gap**2)
 
 
-def sampling_pass(training: Training, per_chain: int):
-    """``(params, chains, key, thermalisation sweeps) -> (chains, samples, acceptance, E_loc)``:
-    one pass of the final estimate, samples (n_chains, per_chain, n_dof) and their local energies."""
-    sample = training.sampler(per_chain, None)
-
-    def one_pass(params, chains, key, sweeps):
-        chains, samples, acceptance = sample(params, chains, key, sweeps)
-        return chains, samples, acceptance, training.local_energies(params, samples.reshape((-1, samples.shape[-1])))
-
-    return one_pass
-
-
 jitted_statistics = jax.jit(statistics)  # one program per shape (op by op it compiles every operation anew)
 
 
@@ -90,14 +78,19 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
     per_chain = max(1, -(-n_per_pass // n_chains))
     k_chains, k_first, k_more = jax.random.split(key, 3)
     chains = jax.jit(training.fresh_chains)(params, k_chains) if start is None else jax.jit(training.restart_chains)(params, start)
-    one_pass = jax.jit(sampling_pass(training, per_chain))  # one program: the first pass thermalises, the others continue
+    # one sampler program for all passes (the first thermalises, the others continue) and one for
+    # the local energies: apart, the sampler's program is the same across a scan of couplings
+    # (moves and ψ do not depend on them) and comes from the compilation cache
+    sample = jax.jit(training.sampler(per_chain, None))
+    energies = jax.jit(training.local_energies)
     blocks, accepted, passes, kept = [], [], 0, []
     started, compiled_before = time.monotonic(), compile_seconds()
     while True:
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
         sweeps = DISCARD_SWEEPS if passes == 0 else 0
-        chains, samples, acceptance, e_loc = one_pass(params, chains, jax.random.fold_in(k_more if passes else k_first, passes), sweeps)
+        chains, samples, acceptance = sample(params, chains, jax.random.fold_in(k_more if passes else k_first, passes), sweeps)
+        e_loc = energies(params, samples.reshape((-1, samples.shape[-1])))
         blocks.append(np.asarray(e_loc.real).reshape(samples.shape[:2]))
         if keep is not None:
             kept.append(np.asarray(samples))

@@ -48,38 +48,50 @@ def ground_state_energy(hamiltonian: BondHamiltonian, space, max_states: int = M
     return exact_ground_state(hamiltonian, space, max_states)[0]
 
 
-def lookup_log_psi(states: np.ndarray, psi: np.ndarray, local_dim: int):
-    """``log_psi(x)`` of a vector ``psi`` on the sector basis ``states`` (log|ψ| + iπ where ψ < 0;
-    a configuration outside the basis must not be asked for)."""
+def lookup_tables(states: np.ndarray, psi: np.ndarray, local_dim: int) -> tuple:
+    """(sorted codes, log ψ in that order, code weights) of a vector ``psi`` on the sector basis
+    ``states``: the arrays ``lookup`` reads (log|ψ| + iπ where ψ < 0)."""
     import jax.numpy as jnp
 
     weights = local_dim ** np.arange(states.shape[1] - 1, -1, -1)
     codes = states.astype(np.int64) @ weights
     order = np.argsort(codes)
-    sorted_codes = jnp.asarray(codes[order])
-    logs = jnp.asarray((np.log(np.abs(psi) + 1e-300) + 1j * np.pi * (psi < 0))[order])
-    w = jnp.asarray(weights)
+    logs = (np.log(np.abs(psi) + 1e-300) + 1j * np.pi * (psi < 0))[order]
+    return jnp.asarray(codes[order]), jnp.asarray(logs), jnp.asarray(weights)
 
-    def log_psi(x):
-        k = jnp.clip(jnp.searchsorted(sorted_codes, x.astype(jnp.int64) @ w), 0, len(codes) - 1)
-        return logs[k]
 
-    return log_psi
+def lookup(tables: tuple, x):
+    """log ψ(x) from ``lookup_tables`` (a configuration outside the basis must not be asked for)."""
+    import jax.numpy as jnp
+
+    sorted_codes, logs, w = tables
+    k = jnp.clip(jnp.searchsorted(sorted_codes, x.astype(jnp.int64) @ w), 0, sorted_codes.shape[0] - 1)
+    return logs[k]
+
+
+def lookup_log_psi(states: np.ndarray, psi: np.ndarray, local_dim: int):
+    """``log_psi(x)`` of a vector ``psi`` on the sector basis ``states`` (see ``lookup``)."""
+    tables = lookup_tables(states, psi, local_dim)
+    return lambda x: lookup(tables, x)
 
 
 def full_sum(observables, states: np.ndarray, psi: np.ndarray, chunk: int = 2048) -> dict:
     """Σ_x ψ(x)² O_loc(x) of every estimator value of ``observables`` (a LatticeObservables) and
-    the derived quantities: the exact expectations in the normalised state ``psi``."""
+    the derived quantities: the exact expectations in the normalised state ``psi``. The vector
+    enters the compiled estimator as an argument, so one program serves every state of a sector."""
     import jax
     import jax.numpy as jnp
 
     keep = np.abs(psi) > 1e-12
-    log_psi = lookup_log_psi(states, psi, observables.space.local_dim)
-    fn = jax.jit(jax.vmap(lambda x: observables.values(log_psi, x)))
+    tables = lookup_tables(states, psi, observables.space.local_dim)
+    fn = jax.jit(jax.vmap(lambda t, x: observables.values(lambda y: lookup(t, y), x), (None, 0)))
     xs, weights = states[keep], psi[keep] ** 2
+    chunk = max(1, min(chunk, len(xs)))
+    pad = -len(xs) % chunk  # the last chunk filled up with weight-0 copies: one compiled shape
+    xs, weights = np.concatenate([xs, np.repeat(xs[:1], pad, axis=0)]), np.concatenate([weights, np.zeros(pad)])
     means: dict = {}
     for a in range(0, len(xs), chunk):
-        part = fn(jnp.asarray(xs[a : a + chunk]))
+        part = fn(tables, jnp.asarray(xs[a : a + chunk]))
         for k, v in part.items():
             means[k] = means.get(k, 0.0) + np.tensordot(weights[a : a + chunk], np.asarray(v), axes=1)
     return {**means, **observables.derived(means)}
