@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from nqs_cli.run.files import RunDirError, atomic_write_bytes
+from nqs_cli.run.files import RunDirError, atomic_write_bytes, read_regular
 
 CHECKPOINT_FORMAT = 2  # 2: the state as msgpack bytes with their SHA-256; 1 (read only): the state inline
 KEEP_CHECKPOINTS = 3
@@ -47,7 +47,7 @@ def save_checkpoint(run_dir: Path, state, config_hash: str, final: bool = False,
 
 
 def _prune(folder: Path) -> None:
-    final = (folder / "final").read_text().strip() if (folder / "final").is_file() else None
+    final = read_regular(folder / "final").decode(errors="replace").strip() if (folder / "final").is_file() else None
     files = sorted(p for p in folder.glob("step_*.msgpack") if p.is_file())
     for old in files[:-KEEP_CHECKPOINTS]:
         if old.name != final:
@@ -65,7 +65,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def load_checkpoint(path: Path, template, config_hash: str | None):
     """Restore a state shaped like ``template``; raises RunDirError if unreadable or foreign."""
-    return restore_checkpoint(path.read_bytes(), template, config_hash, str(path))
+    return restore_checkpoint(read_regular(path), template, config_hash, str(path))
 
 
 class ForeignCheckpoint(RunDirError):
@@ -163,7 +163,7 @@ def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lam
     mismatch = None
     for path in list_checkpoints(run_dir):
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
             state = restore_checkpoint(data, template, config_hash, str(path), seed, valid)
         except ForeignCheckpoint:
             raise

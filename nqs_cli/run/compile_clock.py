@@ -6,6 +6,8 @@ subtracting it gives the iteration's own time, which is what deadlines and ETAs 
 
 from __future__ import annotations
 
+import threading
+
 import jax
 
 _EVENT_PREFIX = "/jax/core/compile/"
@@ -15,7 +17,8 @@ _installed = False
 
 def _listen(event: str, duration: float, **_) -> None:
     global _total
-    if event.startswith(_EVENT_PREFIX):
+    # only the main thread's: programs compiled ahead in a background thread do not delay an iteration
+    if event.startswith(_EVENT_PREFIX) and threading.current_thread() is threading.main_thread():
         _total += duration
 
 

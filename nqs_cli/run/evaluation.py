@@ -60,8 +60,66 @@ class EvaluationInterrupted(Exception):
     """``should_stop`` answered yes between two passes of ``sample_energy``."""
 
 
+class PassPrograms:
+    """The compiled programs of ``sample_energy``'s passes of ``per_chain`` samples a chain: the
+    sampler (its thermalisation sweeps an argument, so one program for all passes), the local
+    energies and the chains' restart. ``ahead(params, chains)`` compiles them in a background
+    thread while training runs, so that the end of a run only runs them; until then, or for
+    arguments of other shapes, they compile when first called."""
+
+    def __init__(self, training: Training, per_chain: int):
+        self.per_chain = per_chain
+        self.sample = jax.jit(training.sampler(per_chain, None))
+        self.energies = jax.jit(training.local_energies)
+        self.restart = jax.jit(training.restart_chains)
+        self._ahead = None
+
+    def ahead(self, params, chains) -> None:
+        import concurrent.futures
+
+        specs = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (params, chains))
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nqs-compile-ahead")
+        self._ahead = pool.submit(self._compile, *specs)
+        pool.shutdown(wait=False)
+
+    def _compile(self, params, chains) -> tuple:
+        restarted = jax.eval_shape(self.restart, params, chains)
+        key = jax.eval_shape(lambda: jax.random.key(0))
+        flat = jax.ShapeDtypeStruct((restarted.x.shape[0] * self.per_chain, restarted.x.shape[1]), restarted.x.dtype)
+        return (self.restart.lower(params, chains).compile(), self.sample.lower(params, restarted, key, 0).compile(),
+                self.energies.lower(params, flat).compile())
+
+    def compiled(self) -> tuple:
+        """(restart, sample, energies): the programs compiled ahead where that succeeded, else the
+        jitted functions (which compile on their first call)."""
+        jitted = (self.restart, self.sample, self.energies)
+        if self._ahead is None:
+            return jitted
+        try:
+            ahead = self._ahead.result()
+        except Exception:  # noqa: BLE001 — compiling ahead only saves time: the jitted functions do the same work
+            return jitted
+        return tuple(AheadOrJit(a, j) for a, j in zip(ahead, jitted))
+
+
+class AheadOrJit:
+    """A program compiled ahead for the arguments' expected shapes, and its jitted function for
+    any other shapes (the compiled program refuses them with a TypeError before running)."""
+
+    def __init__(self, compiled, jitted):
+        self.compiled, self.jitted = compiled, jitted
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except TypeError:
+                self.compiled = None
+        return self.jitted(*args)
+
+
 def sample_energy(training: Training, params, key, n_per_pass: int, max_samples: int, target_error: float | None = None, start=None, keep=None,
-                  should_stop=None, progress=None) -> dict:
+                  should_stop=None, progress=None, programs: PassPrograms | None = None) -> dict:
     """Statistics of E_loc under |ψ|² for ``params``: new chains with their own keys,
     DISCARD_SWEEPS sweeps of thermalisation, then passes of ``n_per_pass`` samples until the
     error is ≤ ``target_error`` (one pass when None) or ``max_samples`` are drawn.
@@ -73,16 +131,17 @@ def sample_energy(training: Training, params, key, n_per_pass: int, max_samples:
     (n_chains, n_per_chain) for the observables. ``should_stop()`` is asked before each pass;
     a yes raises EvaluationInterrupted. ``progress(info)`` is told after each pass: samples drawn,
     the most that may be drawn, the error so far and its target, the seconds per pass and the
-    predicted seconds left (the samples the error bar still needs, from its 1/√n fall)."""
+    predicted seconds left (the samples the error bar still needs, from its 1/√n fall).
+    ``programs``: those of passes of this size, perhaps compiled ahead (see PassPrograms)."""
     n_chains = training.n_chains
     per_chain = max(1, -(-n_per_pass // n_chains))
+    if programs is None or programs.per_chain != per_chain:
+        programs = PassPrograms(training, per_chain)
+    # the sampler apart from the local energies: its program is the same across a scan of
+    # couplings (moves and ψ do not depend on them) and comes from the compilation cache
+    restart, sample, energies = programs.compiled()
     k_chains, k_first, k_more = jax.random.split(key, 3)
-    chains = jax.jit(training.fresh_chains)(params, k_chains) if start is None else jax.jit(training.restart_chains)(params, start)
-    # one sampler program for all passes (the first thermalises, the others continue) and one for
-    # the local energies: apart, the sampler's program is the same across a scan of couplings
-    # (moves and ψ do not depend on them) and comes from the compilation cache
-    sample = jax.jit(training.sampler(per_chain, None))
-    energies = jax.jit(training.local_energies)
+    chains = jax.jit(training.fresh_chains)(params, k_chains) if start is None else restart(params, start)
     blocks, accepted, passes, kept = [], [], 0, []
     started, compiled_before = time.monotonic(), compile_seconds()
     while True:

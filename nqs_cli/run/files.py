@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,28 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
 
 
+def read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file: a FIFO, a device, a socket or a
+    directory in its place is refused with RunDirError at once (opened without blocking, so a
+    FIFO with no writer never hangs the command). FileNotFoundError passes through."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except IsADirectoryError:
+        raise RunDirError(f"{path}: a directory where nqs keeps a file") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunDirError(f"{path}: not a regular file (a FIFO, a device or a socket); nqs reads only the files it wrote")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_regular(path).decode())
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -21,8 +21,8 @@ import jaxlib
 import optax
 
 from nqs_cli import __version__
-from nqs_cli.config import flatten
-from nqs_cli.run.files import RunDirError, atomic_write_bytes
+from nqs_cli.config import ConfigError, flatten, from_dict
+from nqs_cli.run.files import RunDirError, atomic_write_bytes, read_regular
 
 # Sections whose change alters the problem itself: a resume across such a change is refused.
 PROBLEM_KEYS = ("dtype", "lattice", "hilbert", "space", "hamiltonian", "model", "sampler.n_chains")
@@ -149,7 +149,7 @@ def read_metrics(path: Path) -> list[dict]:
     if not path.is_file():
         raise RunDirError(f"{path}: not a file")
     try:
-        text = path.read_text()
+        text = read_regular(path).decode()
     except (OSError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable ({exc.__class__.__name__})") from None
     lines = text.split("\n")
@@ -215,8 +215,29 @@ RUN_FILES = ("resolved.json", "metrics.jsonl", "meta.json")
 
 def is_run_dir(path: Path) -> bool:
     """A directory nqs made: it has the marker, or (written before the marker existed) the
-    files every run has."""
-    return (path / MARKER).is_file() or all((path / name).is_file() for name in RUN_FILES)
+    files every run has, each as nqs writes it (``written_by_nqs``)."""
+    return (path / MARKER).is_file() or written_by_nqs(path)
+
+
+def written_by_nqs(path: Path) -> bool:
+    """Whether ``path`` holds a run directory of a version before the marker: resolved.json
+    validates as a config, meta.json has nqs's keys and metrics.jsonl's rows nqs's fields.
+    Files of the same names with any other content are a user's, never to be touched."""
+    if not all((path / name).is_file() for name in RUN_FILES):
+        return False
+    try:
+        resolved = json.loads(read_regular(path / "resolved.json"))
+        meta_data = json.loads(read_regular(path / "meta.json"))
+        if not isinstance(resolved, dict) or not isinstance(meta_data, dict):
+            return False
+        versions = meta_data.get("versions")
+        if not (isinstance(versions, dict) and "nqs" in versions and isinstance(meta_data.get("argv"), list) and "seed" in meta_data):
+            return False
+        from_dict(resolved, source=str(path / "resolved.json"), default_name=path.name)
+        read_metrics(path / "metrics.jsonl")
+    except (OSError, ValueError, ConfigError, RunDirError, TypeError):
+        return False
+    return True
 
 
 def claim_directory(path: Path) -> None:

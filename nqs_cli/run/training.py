@@ -24,8 +24,8 @@ from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
 from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
-from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, final_estimate_seed, infinite_temperature_energy, sample_energy, v_score
-from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object
+from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, PassPrograms, final_estimate_seed, infinite_temperature_energy, sample_energy, v_score
+from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object, read_regular
 from nqs_cli.run.final_observables import compare_with_exact, measure_observables, observables_warning, retry_observables
 from nqs_cli.setup import Training, build_problem, build_training
 from nqs_cli.setup.models import enlarge_hint
@@ -297,6 +297,7 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
 
     # one signal context from the first iteration to the final estimate: a signal anywhere in
     # it checkpoints (or skips the final estimate) and leaves result.json saying so
+    programs = final_programs(cfg, training, state)  # compiled while the iterations run
     with stop_signals(stop):
         try:
             state, status = run_loop(
@@ -322,7 +323,8 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
                     stop.last_step_s = info["pass_s"]
                     reporter.final_pass(info)
 
-                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop()), progress=passed)
+                final, kept = final_evaluation(path, training, state, cfg, should_stop=lambda: dist.any_process(stop()), progress=passed,
+                                               programs=programs)
             except EvaluationInterrupted:
                 if stop.reason == "max-time":
                     status, reason = "interrupted", "max-time"
@@ -356,7 +358,7 @@ def warm_start(cfg: Config, training: Training, state: VMCState, path: Path | No
         checkpoints = ck.list_checkpoints(source)
         if not checkpoints:
             raise RunDirError(f"train.init_from: {source}: no checkpoint to start from")
-        data = checkpoints[0].read_bytes()
+        data = read_regular(checkpoints[0])
         kind = read_json_object(source / "resolved.json", {}).get("model", {}).get("kind")
         if kind is not None and kind != cfg.model.kind:
             raise RunDirError(f"train.init_from: {source}: its model is {kind}, this config's is {cfg.model.kind}; a warm start needs the same model")
@@ -419,14 +421,34 @@ def trajectory_estimate(path: Path, cfg: Config) -> dict:
     return final_estimate(rd.read_metrics(path / "metrics.jsonl"), estimate_window(cfg.train.n_iter, cfg.train.final_window))
 
 
-def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None, progress=None) -> tuple[dict | None, dict]:
+def final_pass_size(cfg: Config) -> tuple[int, int]:
+    """(samples per pass, most samples) of the final estimate: passes of PASS_FACTOR × n_samples,
+    within ``train.final_samples`` (default 2 × the estimate window × n_samples)."""
+    s = cfg.sampler
+    window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
+    max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
+    return min(PASS_FACTOR * s.n_samples, max_samples), max_samples
+
+
+def final_programs(cfg: Config, training: Training, state: VMCState) -> PassPrograms | None:
+    """The final estimate's programs, compiling ahead in the background from now (None when
+    there is no final estimate)."""
+    n_per_pass, max_samples = final_pass_size(cfg)
+    if max_samples == 0:
+        return None
+    programs = PassPrograms(training, max(1, -(-n_per_pass // training.n_chains)))
+    programs.ahead(dist.to_host(final_params(state)), dist.to_host(state.chains))
+    return programs
+
+
+def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg: Config, should_stop=None, progress=None,
+                     programs: PassPrograms | None = None) -> tuple[dict | None, dict]:
     """The final parameters sampled with fresh chains until the error bar is no larger than
     the trajectory estimate's (within ``train.final_samples``): (the estimate, None when that is
     0; the samples kept for the observables, see ``sample_energy``). ``should_stop`` (see
     ``sample_energy``) may raise EvaluationInterrupted between passes."""
     s = cfg.sampler
-    window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
-    max_samples = 2 * window * s.n_samples if cfg.train.final_samples is None else cfg.train.final_samples
+    n_per_pass, max_samples = final_pass_size(cfg)
     params = jax.tree_util.tree_map(jnp.asarray, dist.to_host(final_params(state)))  # every process evaluates the same samples, locally
     chains = jax.tree_util.tree_map(jnp.asarray, dist.to_host(state.chains))
     kept: dict = {}
@@ -436,8 +458,8 @@ def final_evaluation(path: Path | None, training: Training, state: VMCState, cfg
             sample_energy(training, params, key, 4 * s.n_samples, 4 * s.n_samples, start=chains, keep=kept, should_stop=should_stop, progress=progress)
         return None, kept
     target = dist.broadcast_json(trajectory_estimate(path, cfg)["energy_error"] if dist.is_lead() else None)
-    n_per_pass = min(PASS_FACTOR * s.n_samples, max_samples)
-    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept, should_stop=should_stop, progress=progress)
+    stats = sample_energy(training, params, key, n_per_pass, max_samples, target, start=chains, keep=kept, should_stop=should_stop, progress=progress,
+                          programs=programs)
     e_inf = infinite_temperature_energy(training)
     n_units = cfg.space.n_particles if cfg.is_continuous else cfg.n_sites
     which = f"the parameters averaged over ~{training.average} iterations" if training.average else "the last parameters"

@@ -161,6 +161,7 @@ def enlarge_hint(cfg: Config, model) -> str:
         if isinstance(model, DeepSetRelDistance) and cfg.model.cusp_exponent is None:
             keys.append("for a hard-core pair potential add its cusp (model.cusp_exponent)")
     hint = ", ".join(keys[:-1]) + " or " + keys[-1]
-    if isinstance(model, (RBMMultiVal, RBMMultiValSymm)) and not cfg.model.param_dtype.startswith("complex"):
-        hint += "; without a sign rule the signs of ψ need model.param_dtype = \"complex128\""
+    spins = not cfg.is_continuous and cfg.hamiltonian.kind == "heisenberg"  # bosons' ground states are positive
+    if spins and isinstance(model, (RBMMultiVal, RBMMultiValSymm)) and not cfg.model.param_dtype.startswith("complex"):
+        hint += "; where no sign rule fixes the signs of ψ (frustrated or non-bipartite lattices) use model.param_dtype = \"complex128\""
     return hint

@@ -130,7 +130,9 @@ def test_the_v_score_remedy_names_keys_of_the_runs_own_model():
 
     lattice = tiny_config("heisenberg")
     rbm = enlarge_hint(lattice, build_problem(lattice).model)
-    assert "model.alpha" in rbm and "model.features_phi" not in rbm
+    assert "model.alpha" in rbm and "model.features_phi" not in rbm and "complex128" in rbm
+    bosons = tiny_config("bose-hubbard")
+    assert "complex128" not in enlarge_hint(bosons, build_problem(bosons).model)  # a bosonic ground state has no signs
     box = make_cfg(n=4, extent=5.0, omega=0.0, pair={"kind": "gaussian", "g": 2.0, "sigma": 0.5}, model={**RELDIST, "kind": "deepsets-reldist"})
     deepsets = enlarge_hint(box, build_problem(box).model)
     assert "model.features_phi" in deepsets and "model.cusp_exponent" in deepsets

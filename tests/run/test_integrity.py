@@ -323,3 +323,63 @@ def test_checkpoints_of_a_model_resolved_otherwise_are_refused_not_discarded(tmp
     res = train(cfg, out, "--n-iter", "6", "--set", "model.features=8", "--force")
     assert res.exit_code == 0 and "resuming" in res.output and "from step 4" in res.output, res.output
     assert len(metrics_rows(out)) == 6
+
+
+def test_a_folder_that_only_looks_like_an_old_run_directory_is_refused_untouched(reference, tmp_path):
+    """config.toml, result.json, meta.json, resolved.json and metrics.jsonl of any content do not
+    make a run directory: without the marker, only files as nqs writes them do."""
+    cfg, _ = reference
+    folder = tmp_path / "lookalike"
+    folder.mkdir()
+    files = {"config.toml": "my notes", "result.json": "{}", "meta.json": "{}", "resolved.json": "{}", "metrics.jsonl": ""}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    res = train(cfg, folder)
+    assert res.exit_code == 2, res.output
+    assert "not an nqs run directory" in res.output
+    assert {p.name: p.read_text() for p in folder.iterdir()} == files
+    # a run directory written before the marker existed still resumes
+    old = tmp_path / "old"
+    assert train(cfg, old, "--n-iter", "6").exit_code == 0
+    (old / ".nqs-run").unlink()
+    res = train(cfg, old, "--n-iter", "8")
+    assert res.exit_code == 0, res.output
+    assert len(metrics_rows(old)) == 8
+
+
+def _within(seconds, fn):
+    """fn() in a daemon thread: its value, or a failure if it has not returned in ``seconds``."""
+    import threading
+
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("value", fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert "value" in box, f"still blocked after {seconds} s"
+    return box["value"]
+
+
+@pytest.mark.parametrize("which", ["resolved.json", "checkpoint"])
+def test_a_fifo_in_place_of_a_file_is_refused_and_never_blocks(partial, which):
+    """report, evaluate and a resuming train with a FIFO where nqs keeps a file: one line (or,
+    for the newest checkpoint, a warning and the previous one), never a wait for a writer."""
+    cfg, out = partial
+    target = out / "resolved.json" if which == "resolved.json" else sorted((out / "checkpoints").glob("step_*.msgpack"))[-1]
+    target.unlink()
+    os.mkfifo(target)
+    report = _within(60, lambda: runner.invoke(app, ["report", str(out)]))
+    evaluate = _within(120, lambda: runner.invoke(app, ["evaluate", str(out), "--n-samples", "64"]))
+    # a resuming train installs signal handlers, so it runs as a process of its own, with a time limit
+    proc = subprocess.run([sys.executable, "-m", "nqs_cli", "train", str(cfg), "--out", str(out), "--quiet", "--n-iter", "14"],
+                          capture_output=True, text=True, timeout=300)
+    resume = type("Result", (), {"exit_code": proc.returncode, "output": proc.stdout + proc.stderr})
+    if which == "resolved.json":
+        for res in (report, evaluate, resume):
+            assert res.exit_code == 2 and "not a regular file" in res.output, res.output
+            assert len([ln for ln in res.output.splitlines() if ln.startswith("error:")]) == 1
+    else:
+        assert report.exit_code == 0, report.output
+        assert evaluate.exit_code == 0 and "not a regular file" in evaluate.output, evaluate.output
+        assert resume.exit_code == 0 and "not a regular file" in resume.output, resume.output
+        assert json.loads((out / "result.json").read_text())["n_iter"] == 14
+    assert target.is_fifo()  # left as it was
