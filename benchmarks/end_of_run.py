@@ -42,6 +42,7 @@ def measure(config: Path, n_iter: int, overrides: list[str], keep: Path | None =
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         last_row = metrics.stat().st_mtime
         result = json.loads((out / "result.json").read_text())
+        last_write = max(p.stat().st_mtime for p in out.rglob("*") if p.is_file())
     iterations = sum(r["wall_s"] for r in rows)
     after = end - last_row
     return {
@@ -53,6 +54,7 @@ def measure(config: Path, n_iter: int, overrides: list[str], keep: Path | None =
         "start_s": round(last_row - start - iterations, 2),
         "after_last_iteration_s": round(after, 2),
         "after_share": round(after / (end - start), 3),
+        "exit_after_last_write_s": round(end - last_write, 2),
         "final_samples": result.get("final_samples"),
         "final_error": result.get("energy_error"),
         "trajectory_error": result.get("trajectory_energy_error"),
