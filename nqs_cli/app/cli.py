@@ -45,6 +45,7 @@ for _stream in (sys.stdout, sys.stderr):
 
 import copy  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
 import signal  # noqa: E402
@@ -115,8 +116,17 @@ ForceSizeOption = typer.Option(False, "--force-size", metavar="", help="Skip the
 SetOption = typer.Option(None, "--set", help="Override a config key, e.g. --set sampler.n_chains=32 (value parsed as TOML).")
 
 
+LONG_WORD = re.compile(r"\S{%d,}" % (2 * 48 + 20))
+
+
+def shorten(message: str) -> str:
+    """``message`` with every run of over 116 characters without a space (a bad value, a path)
+    cut to its first 48 and last 48, and the count of those left out."""
+    return LONG_WORD.sub(lambda m: f"{m[0][:48]}…({len(m[0]) - 96} characters)…{m[0][-48:]}", message)
+
+
 def fail(message: str, code: int = 2):
-    err.print(Text("error: ", style="bold red") + Text(message.replace("\n", " ")), soft_wrap=True)
+    err.print(Text("error: ", style="bold red") + Text(shorten(message.replace("\n", " "))), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -344,9 +354,15 @@ def train(
         fail(f"{config}: {exc}")
     except OSError as exc:  # a full disk, a read-only or vanished run directory: nothing written is lost
         reporter.close()
+        from nqs_cli.run.checkpoints import list_checkpoints
+
         where = exc.filename or out_dir or "the run directory"
-        fail(f"{where}: {exc.strerror or exc}; files written before are intact (the newest checkpoint resumes): "
-             "rerun the same command once this is fixed", code=EXIT_IO)
+        try:
+            saved = out_dir is not None and Path(out_dir).is_dir() and bool(list_checkpoints(Path(out_dir)))
+        except OSError:
+            saved = False
+        then = "the newest checkpoint resumes" if saved else "no checkpoint was written yet, so it starts again"
+        fail(f"{where}: {exc.strerror or exc}; files written before are intact: rerun the same command once this is fixed ({then})", code=EXIT_IO)
     if distributed.is_lead():
         reporter.summary(outcome)
         observables_failed(outcome.result.get("observables_failed"), "rerun the same command to measure them again")
@@ -504,6 +520,7 @@ def summary(
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory"),
     n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Samples, in one pass (default: passes of 8x the training n_samples until the error bar is no larger than the training estimate's)."),
+    running: bool = typer.Option(False, "--running", metavar="", help="Evaluate a run that is still training (its newest checkpoint, recorded in evaluation.json as a mid-run snapshot)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed for the fresh chains (default: one above the final estimate's and every earlier evaluation's, so each evaluation is an independent check; recorded in evaluation.json)."),
 ):
     """Precise energy of a run's parameters: fresh chains, long sampling; writes evaluation.json."""
@@ -514,7 +531,7 @@ def evaluate(
 
     try:
         setup_jax(load_run_config(run))
-        res = run_evaluate(run, n_samples, seed, warn=lambda m: err.print(f"warning: {m}", soft_wrap=True))
+        res = run_evaluate(run, n_samples, seed, warn=lambda m: err.print(f"warning: {m}", soft_wrap=True), running=running)
     except RunDirError as exc:
         fail(str(exc))
     except ValueError as exc:
@@ -524,7 +541,8 @@ def evaluate(
         written = None
     except OSError as exc:  # a full or read-only run directory: the result is still printed
         written = f"{exc.filename or run}: {exc.strerror or exc}; the evaluation above was not saved"
-    table = Table(title=f"{run} (checkpoint {res['checkpoint']}, step {res['step']})", show_header=False, title_justify="left")
+    title = f"{run} (checkpoint {res['checkpoint']}, step {res['step']}" + (f"; {res['snapshot']})" if res.get("snapshot") else ")")
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_row("energy", fmt_energy(res["energy"], res["energy_error"]))
     if res["exact_energy"] is not None:
         table.add_row("exact energy", f"{res['exact_energy']:.10f}")

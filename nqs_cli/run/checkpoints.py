@@ -39,6 +39,8 @@ def save_checkpoint(run_dir: Path, state, config_hash: str, final: bool = False,
         "sha256": hashlib.sha256(body).hexdigest(),
     }
     path = checkpoint_path(run_dir, step)
+    if path.exists() and not path.is_file():
+        raise RunDirError(f"{path}: not a regular file where nqs writes the checkpoint of step {step}; move it away and rerun the same command")
     atomic_write_bytes(path, serialization.msgpack_serialize(payload))
     if final:
         atomic_write_bytes(folder / "final", (path.name + "\n").encode())
@@ -165,6 +167,8 @@ def newest_checkpoint(run_dir: Path, template, config_hash: str | None, warn=lam
         try:
             data = read_regular(path)
             state = restore_checkpoint(data, template, config_hash, str(path), seed, valid)
+            if int(state.step) != checkpoint_step(path):  # a copy, a restore from a backup, a forgery
+                raise RunDirError(f"{path}: its name says step {checkpoint_step(path)} but it holds step {int(state.step)}")
         except ForeignCheckpoint:
             raise
         except (RunDirError, OSError) as exc:

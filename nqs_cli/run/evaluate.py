@@ -29,11 +29,15 @@ def load_run_config(path: Path) -> Config:
         raise RunDirError(str(exc)) from None
 
 
-def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=lambda msg: None) -> dict:
+def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=lambda msg: None, running: bool = False) -> dict:
     """Energy ± error, variance, R̂, τ, V-score of the newest checkpoint's parameters from fresh
     chains (``write_evaluation`` stores it as evaluation.json). Without ``n_samples``: passes of 8 × the training
     n_samples until the error bar is no larger than the training estimate's (within 2 × the
     estimate window × n_samples)."""
+    holder = rd.lock_holder(path) if path.is_dir() else None
+    if holder is not None and not running:
+        raise RunDirError(f"{path}: still training (nqs train, pid {holder.get('pid')} on {holder.get('host')}); evaluate it when that ends, "
+                          "or with --running to evaluate its newest checkpoint as a mid-run snapshot")
     cfg = load_run_config(path)
     training = build_training(cfg, build_problem(cfg))
     template = training.init_state(cfg.seed)
@@ -69,6 +73,7 @@ def evaluate(path: Path, n_samples: int | None, seed: int | None = None, warn=la
         "step": int(state.step),
         "seed": seed,
         "seed_rule": seed_rule,
+        "snapshot": None if holder is None else f"mid-run: step {int(state.step)} of {cfg.train.n_iter}, while nqs train (pid {holder.get('pid')}) went on",
         "earlier_seeds": earlier,
     }
     if observables is not None:

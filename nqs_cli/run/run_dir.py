@@ -189,10 +189,34 @@ def _bad_row(row, previous_step: int) -> str | None:
     return None
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """Keep exactly the rows with step <= ``step`` (atomically)."""
-    rows = [r for r in read_metrics(path) if r["step"] <= step]
-    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+def truncate_metrics(path: Path, step: int) -> list[dict]:
+    """Keep exactly the rows with step <= ``step`` (atomically); returns the rows dropped, which
+    the resumed run regenerates (``keep_replaced`` keeps any it does not reproduce)."""
+    rows = read_metrics(path)
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step).encode())
+    return [r for r in rows if r["step"] > step]
+
+
+WALL_CLOCK = ("wall_s",)  # fields that differ between two runs of the same step
+
+
+def same_row(a: dict, b: dict) -> bool:
+    """Whether two metrics rows of one step agree in everything but wall-clock time."""
+    return {k: v for k, v in a.items() if k not in WALL_CLOCK} == {k: v for k, v in b.items() if k not in WALL_CLOCK}
+
+
+def keep_replaced(path: Path, rows: list[dict]) -> Path | None:
+    """Earlier metrics rows that a resume replaced by other values (or did not reach again) into
+    ``metrics.jsonl.replaced`` (``.replaced-2``, … when taken): never deleted. None when there are none."""
+    if not rows:
+        return None
+    target = path.with_name(path.name + ".replaced")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.replaced-{n}")
+    atomic_write_bytes(target, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    return target
 
 
 def set_aside(path: Path) -> Path:
@@ -292,6 +316,26 @@ class RunLock:
                 pass
             os.close(self.fd)
             self.fd = None
+
+
+def lock_holder(path: Path) -> dict | None:
+    """The live holder of ``path``'s lock ({"pid", "host", "started_utc"}: an nqs train running
+    on it now), or None when no process holds it (a lock file left by a killed run is stale)."""
+    import fcntl
+
+    try:
+        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        holder = _read_lock(fd)
+        os.close(fd)
+        return holder or {"pid": None, "host": None}
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    return None
 
 
 def _read_lock(fd: int) -> dict:

@@ -177,13 +177,14 @@ def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash:
     ckpt = dist.broadcast_bytes(ckpt or b"") or None
     if ckpt is not None:
         state = restored if lead else ck.restore_checkpoint(ckpt, state, None if force else chash, "checkpoint from process 0")
+    dropped: list[dict] = []
     if lead:
         if ckpt is not None:
-            rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
+            dropped = rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
             reporter.resumed(path, int(state.step), cfg.train.n_iter)
         else:
             atomic_write_bytes(path / "metrics.jsonl", b"")
-    return path, state, lock
+    return path, state, lock, dropped
 
 
 def write_run_files(path: Path, config_files: dict[str, str], resolved: dict, argv: list[str], seed: int, n_params: int, chash: str) -> None:
@@ -203,7 +204,7 @@ def write_run_files(path: Path, config_files: dict[str, str], resolved: dict, ar
 class StepLog:
     """What happens after each accepted step: a metrics row, a periodic checkpoint, progress."""
 
-    def __init__(self, path: Path | None, chash: str, cfg: Config, reporter, exact, stop: StopFlag, step: int):
+    def __init__(self, path: Path | None, chash: str, cfg: Config, reporter, exact, stop: StopFlag, step: int, replaced: dict | None = None):
         self.path, self.chash, self.every, self.seed = path, chash, cfg.train.checkpoint_every, cfg.seed
         self.learning_rate = cfg.optimizer.learning_rate
         self.sigma = cfg.sampler.sigma
@@ -212,6 +213,7 @@ class StepLog:
         self.iter_times: list[float] = []
         self.last_saved = step
         self.compiled = compile_seconds()
+        self.replaced = {} if replaced is None else replaced  # step -> an earlier row of it; reproduced ones leave
 
     def checkpoint(self, state: VMCState, final: bool = False) -> None:
         started = time.monotonic()
@@ -235,6 +237,8 @@ class StepLog:
             row["sigma"] = self.sigma * rec.stats["width_scale"]
         if self.path is not None:
             rd.append_metrics(self.path / "metrics.jsonl", row)
+        if rec.step in self.replaced and rd.same_row(self.replaced[rec.step], row):
+            del self.replaced[rec.step]
         if rec.step % self.every == 0 or rec.step == 1:  # an early first one: a run can always be resumed
             self.checkpoint(new_state)
             self.last_saved = rec.step
@@ -258,17 +262,29 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     training = build_training(cfg, problem)
     state = training.init_state(cfg.seed)
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-    path, state, lock = join_run(cfg, out, force, state, chash, reporter, valid_configurations(problem))
+    path, state, lock, dropped = join_run(cfg, out, force, state, chash, reporter, valid_configurations(problem))
+    replaced = {row["step"]: row for row in dropped}  # rows the resume regenerates: any it does not reproduce is kept
     try:
         if cfg.train.init_from is not None and int(state.step) == 0:  # a resumed run continues its own checkpoint
             state = warm_start(cfg, training, state, path, reporter)
-        return train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall)
+        return train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall,
+                            replaced)
     finally:
         if lock is not None:
             lock.release()
+            try:
+                kept = rd.keep_replaced(path / "metrics.jsonl", sorted(replaced.values(), key=lambda r: r["step"]))
+            except OSError as exc:  # a full disk: say which rows could not be kept
+                kept = None
+                reporter.warn(f"{path}: earlier metrics rows (steps {min(replaced)}..{max(replaced)}) not reproduced by this resume "
+                              f"could not be kept ({exc.strerror or exc})")
+            if kept is not None:
+                reporter.warn(f"{path}: {len(replaced)} earlier metrics rows were not reproduced by this resume "
+                              f"(steps {min(replaced)}..{max(replaced)}); they are kept in {kept.name}")
 
 
-def train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall) -> TrainOutcome:
+def train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall,
+                 replaced: dict) -> TrainOutcome:
     """The part of ``train`` that runs while process 0 holds the run directory's lock."""
     lead = dist.is_lead()
     finished = finished_result(path, int(state.step), cfg.train.n_iter) if lead else None
@@ -285,7 +301,7 @@ def train_locked(cfg, config_files, problem, training, state, path, resolved, ch
     exact, source = reference_energy(cfg, problem) if lead else (None, None)
     reporter.start(cfg, problem, path, n_params, exact)
     stop = StopFlag(None if max_time_s is None else start_wall + max_time_s)
-    log = StepLog(path, chash, cfg, reporter, exact, stop, int(state.step))
+    log = StepLog(path, chash, cfg, reporter, exact, stop, int(state.step), replaced)
     t = cfg.train
     health = Health(spike_factor=t.spike_factor, spike_retries=t.spike_retries, dead_steps=t.dead_steps)
     history = dist.broadcast_json(rd.read_metrics(path / "metrics.jsonl") if lead else None)

@@ -283,6 +283,9 @@ def test_odd_streams_and_locales_never_give_a_traceback(reference):
     assert closed.returncode == 0 and "Traceback" not in closed.stderr
     full = _shell(f"{nqs} report {run} > /dev/full")
     assert full.returncode == 74 and full.stderr.strip().startswith("error:") and "Traceback" not in full.stderr
+    quiet = _shell(f"{nqs} train {cfg} --out {cfg.parent / 'quiet-full'} --quiet > /dev/full")  # the result must not vanish with exit 0
+    assert quiet.returncode == 74 and "Traceback" not in quiet.stderr, quiet.stderr
+    assert json.loads((cfg.parent / "quiet-full" / "result.json").read_text())["status"] == "completed"
     nan = runner.invoke(app, ["train", str(cfg), "--max-time", "nan"])
     assert nan.exit_code == 2 and "--max-time" in nan.output
 
@@ -383,3 +386,100 @@ def test_a_fifo_in_place_of_a_file_is_refused_and_never_blocks(partial, which):
         assert resume.exit_code == 0 and "not a regular file" in resume.output, resume.output
         assert json.loads((out / "result.json").read_text())["n_iter"] == 14
     assert target.is_fifo()  # left as it was
+
+
+def test_evaluate_refuses_a_run_that_is_still_training_unless_asked_for_a_snapshot(partial):
+    from nqs_cli.run import run_dir as rd
+
+    cfg, out = partial
+    lock = rd.RunLock(out).acquire()  # as an nqs train on it would hold it
+    try:
+        res = runner.invoke(app, ["evaluate", str(out), "--n-samples", "64"])
+        assert res.exit_code == 2 and "still training" in res.output and f"pid {os.getpid()}" in res.output, res.output
+        assert not (out / "evaluation.json").exists()
+        res = runner.invoke(app, ["evaluate", str(out), "--n-samples", "64", "--running"])
+        assert res.exit_code == 0, res.output
+        snapshot = json.loads((out / "evaluation.json").read_text())["snapshot"]
+        assert snapshot.startswith("mid-run: step 12 of ")
+    finally:
+        lock.release()
+    assert runner.invoke(app, ["evaluate", str(out), "--n-samples", "64"]).exit_code == 0  # a finished holder: no refusal
+    assert json.loads((out / "evaluation.json").read_text())["snapshot"] is None
+
+
+def test_long_values_are_cut_in_one_line_errors(reference, tmp_path):
+    cfg, _ = reference
+    value = "x" * 5000
+    res = runner.invoke(app, ["validate", str(cfg), "--set", f"lattice.graph={value}"])
+    assert res.exit_code == 2 and len(res.output) < 400 and " characters)…" in res.output, res.output
+
+
+def test_a_directory_in_a_checkpoints_slot_is_one_line_and_leaves_no_temporary_file(partial, reference):
+    cfg, out = partial
+    slot = out / "checkpoints" / "step_00000015.msgpack"
+    slot.mkdir()
+    res = train(cfg, out, "--n-iter", "20")
+    assert res.exit_code == 2 and "not a regular file where nqs writes the checkpoint of step 15" in res.output, res.output
+    assert not list(out.rglob(".*.tmp-*"))
+    slot.rmdir()
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert metrics_rows(out) == reference[1]
+
+
+def test_an_unwritable_run_directory_says_whether_a_checkpoint_will_resume(reference, tmp_path, monkeypatch):
+    """A write that fails before the first checkpoint does not promise one."""
+    from nqs_cli.run import checkpoints as ck
+
+    cfg, _ = reference
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck, "atomic_write_bytes", full)
+    res = train(cfg, tmp_path / "run")
+    assert res.exit_code == 74 and "no checkpoint was written yet" in res.output and "newest checkpoint resumes" not in res.output, res.output
+
+
+def test_a_checkpoint_whose_name_and_contents_disagree_is_skipped_and_resume_rewinds_nothing(partial, reference):
+    """A copy of step 5's file under step 12's name (a restore from a backup): its inner step is
+    5, so it is skipped with a warning and the run resumes from step 10, as nqs wrote it."""
+    import shutil
+
+    cfg, out = partial
+    folder = out / "checkpoints"
+    shutil.copyfile(folder / "step_00000005.msgpack", folder / "step_00000012.msgpack")
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert "its name says step 12 but it holds step 5" in res.output and "resuming" in res.output and "from step 10" in res.output
+    assert metrics_rows(out) == reference[1]
+    assert not list(out.glob("metrics.jsonl.replaced*"))  # a faithful resume replaces no row by another
+
+
+def test_rows_a_resume_replaces_by_other_values_are_kept(partial):
+    """A forged newest checkpoint (other parameters, its checksum recomputed) is accepted, and the
+    rows after its step come out differently: the earlier rows are kept in metrics.jsonl.replaced."""
+    import hashlib
+
+    import numpy as np
+
+    cfg, out = partial
+    before = metrics_rows(out)
+    folder = out / "checkpoints"
+    (folder / "step_00000012.msgpack").unlink()
+    (folder / "final").unlink(missing_ok=True)
+
+    def forge(p):
+        state = serialization.msgpack_restore(p["state"])
+        for tree in ("params", "average"):  # the final parameters are the running average
+            module = state[tree]["RBM"]
+            module["visible_bias"] = np.asarray(module["visible_bias"]) + 0.3
+        body = serialization.msgpack_serialize(state)
+        p.update(state=body, sha256=hashlib.sha256(body).hexdigest())
+
+    _rewrite_checkpoint(folder / "step_00000010.msgpack", forge)
+    res = train(cfg, out, "--n-iter", "12")
+    assert res.exit_code == 0, res.output
+    assert "not reproduced by this resume (steps 11..12)" in res.output, res.output
+    kept = [json.loads(line) for line in (out / "metrics.jsonl.replaced").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in kept] == before[10:12]
