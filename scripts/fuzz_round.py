@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 from typer.testing import CliRunner  # noqa: E402
 
 from nqs_cli.app.cli import app  # noqa: E402
-from test_fuzz import mutations  # noqa: E402
+from test_fuzz import mutations, validate_argv  # noqa: E402
 
 runner = CliRunner()
 TINY = """name = "fuzz"
@@ -81,16 +81,7 @@ def config_round(rng_seed: str, per_config: int, tmp: Path) -> tuple[int, list[s
     for config in sorted((ROOT / "configs").glob("*.toml")):
         text = config.read_text()
         for i, (kind, arg) in enumerate(mutations(random.Random(f"{rng_seed}-{config.stem}"), text, per_config)):
-            path = tmp / f"{config.stem}-{i}.toml"
-            argv = ["validate", str(path)]
-            if kind == "set":
-                path.write_text(text)
-                argv += [a for s in arg for a in ("--set", s)]
-            elif kind == "text":
-                path.write_text(arg)
-            else:
-                path.write_bytes(arg)
-            problem = one_line_or_ok(runner.invoke(app, argv))
+            problem = one_line_or_ok(runner.invoke(app, validate_argv(tmp / f"{config.stem}-{i}.toml", text, kind, arg)))
             count += 1
             if problem is not None:
                 broken.append(f"{config.stem} {kind} {arg!r:.120}: {problem}")
@@ -130,6 +121,14 @@ def damage(rng: random.Random, run: Path) -> str:
     return f"{fault} {target.relative_to(run)}"
 
 
+def parse_row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+
+
 def fault_round(rng_seed: str, n: int, tmp: Path) -> tuple[int, list[str]]:
     cfg = tmp / "tiny.toml"
     cfg.write_text(TINY)
@@ -141,7 +140,7 @@ def fault_round(rng_seed: str, n: int, tmp: Path) -> tuple[int, list[str]]:
         run = tmp / f"run{i}"
         shutil.copytree(base, run, symlinks=True)
         what = "; ".join(damage(rng, run) for _ in range(rng.choice((1, 1, 2))))
-        rows_before = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").is_file() else None
+        rows_before = (run / "metrics.jsonl").read_text(errors="replace") if (run / "metrics.jsonl").is_file() else None
         for argv in (["report", str(run)], ["evaluate", str(run), "--n-samples", "64"]):
             problem = one_line_or_ok(within(120, lambda argv=argv: runner.invoke(app, argv)))
             if problem is not None:
@@ -155,7 +154,7 @@ def fault_round(rng_seed: str, n: int, tmp: Path) -> tuple[int, list[str]]:
             status = json.loads((run / "result.json").read_text()).get("status")
             if [r["step"] for r in rows] != list(range(1, 13)) or status != "completed":
                 broken.append(f"{what}: train exit 0 with steps {[r['step'] for r in rows]} and status {status}")
-            before = [json.loads(line) for line in (rows_before or "").splitlines() if line.strip().startswith("{")]
+            before = [row for row in map(parse_row, (rows_before or "").splitlines()) if row is not None]
             aside = "".join(p.read_text() for p in run.glob("metrics.jsonl.*") if p.is_file())
             for row in before:  # an earlier row is either in metrics.jsonl as it was, or kept aside
                 now = next((r for r in rows if r["step"] == row.get("step")), None)
@@ -175,6 +174,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         n_cfg, bad_cfg = config_round(args.seed, args.configs, Path(tmp))
+        print(json.dumps({"seed": args.seed, "configs": n_cfg, "config_failures": bad_cfg}), flush=True)
         n_runs, bad_runs = fault_round(args.seed, args.faults, Path(tmp))
     print(json.dumps({"seed": args.seed, "configs": n_cfg, "config_failures": bad_cfg, "run_directories": n_runs, "run_failures": bad_runs}))
     return 1 if bad_cfg or bad_runs else 0

@@ -64,22 +64,26 @@ def mutations(rng: random.Random, text: str, n: int):
             yield "bytes", bytes(data)
 
 
+def validate_argv(path: Path, text: str, kind: str, arg) -> list[str]:
+    """`nqs validate` of one mutation of ``text``, written to ``path``."""
+    argv = ["validate", str(path)]
+    if kind == "set":
+        path.write_text(text)
+        argv += [a for s in arg for a in ("--set", s)]
+    elif kind == "text":
+        path.write_text(arg)
+    else:
+        path.write_bytes(arg)
+    return argv
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_mutated_configs_validate_or_exit_2_with_one_line(config, tmp_path):
     rng = random.Random(f"fuzz-{config.stem}")
     text = config.read_text()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for i, (kind, arg) in enumerate(mutations(rng, text, 150)):
-        path = tmp_path / f"m{i}.toml"
-        argv = ["validate", str(path)]
-        if kind == "set":
-            path.write_text(text)
-            argv += [a for s in arg for a in ("--set", s)]
-        elif kind == "text":
-            path.write_text(arg)
-        else:
-            path.write_bytes(arg)
-        result = runner.invoke(app, argv)
+        result = runner.invoke(app, validate_argv(tmp_path / f"m{i}.toml", text, kind, arg))
         where = f"{kind} {arg!r:.200}"
         assert result.exception is None or isinstance(result.exception, SystemExit), f"{where}: {result.exception!r}"
         assert result.exit_code in (0, 2), f"{where}: exit {result.exit_code}: {result.output}"
