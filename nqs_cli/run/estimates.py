@@ -90,8 +90,19 @@ def final_warnings(final: dict | None, remedy: str = "train longer (train.n_iter
     return out
 
 
+def history_warnings(rows: list[dict], step: int) -> list[str]:
+    """A warning when metrics.jsonl does not hold one row for every step 1..``step`` (rows removed
+    after they were written: the run resumed from its checkpoint, its trajectory has a gap)."""
+    missing = sorted(set(range(1, step + 1)) - {r["step"] for r in rows})
+    if not missing:
+        return []
+    return [f"metrics.jsonl has no rows for {len(missing)} of the {step} steps (the first {missing[0]}, the last {missing[-1]}): "
+            "they were removed after they were written; the run continued from its checkpoint, and its trajectory has that gap"]
+
+
 # The opening words of each warning result.json can carry, and the flag `nqs report` shows for it.
 WARNING_FLAGS = (
+    ("metrics.jsonl has no rows", "missing rows"),
     ("split-R̂ >", f"R̂>{R_HAT_LIMIT}"),
     ("mean acceptance", "low acceptance"),
     ("the fresh chains of the final estimate disagree", f"final R̂>{R_HAT_LIMIT}"),

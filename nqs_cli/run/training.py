@@ -23,7 +23,7 @@ from nqs_cli.run import checkpoints as ck
 from nqs_cli.run.compile_clock import compile_seconds
 from nqs_cli.run import distributed as dist
 from nqs_cli.run import run_dir as rd
-from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, relative_error, sampling_warnings
+from nqs_cli.run.estimates import estimate_window, final_estimate, final_warnings, history_warnings, relative_error, sampling_warnings
 from nqs_cli.run.evaluation import DISCARD_SWEEPS, PASS_FACTOR, EvaluationInterrupted, PassPrograms, final_estimate_seed, infinite_temperature_energy, sample_energy, v_score
 from nqs_cli.run.files import RunDirError, atomic_write_bytes, atomic_write_json, read_json_object, read_regular
 from nqs_cli.run.final_observables import compare_with_exact, measure_observables, observables_warning, retry_observables
@@ -182,6 +182,8 @@ def join_run(cfg: Config, out: Path | None, force: bool, state: VMCState, chash:
         if ckpt is not None:
             dropped = rd.truncate_metrics(path / "metrics.jsonl", int(state.step))
             reporter.resumed(path, int(state.step), cfg.train.n_iter)
+            for warning in history_warnings(rd.read_metrics(path / "metrics.jsonl"), int(state.step)):
+                reporter.warn(f"{path}: {warning}")
         else:
             atomic_write_bytes(path / "metrics.jsonl", b"")
     return path, state, lock, dropped
@@ -527,7 +529,7 @@ def write_result(path: Path, cfg: Config, status: str, reference, compile_s, ite
     if reason:
         result["reason"] = reason
     window = estimate_window(cfg.train.n_iter, cfg.train.final_window)
-    result["warnings"] = sampling_warnings(rows, window, cfg.is_continuous) + final_warnings(final, remedy)
+    result["warnings"] = history_warnings(rows, step) + sampling_warnings(rows, window, cfg.is_continuous) + final_warnings(final, remedy)
     if observables_failed:
         result["observables_failed"] = observables_failed
         result["warnings"].append(observables_warning(observables_failed))

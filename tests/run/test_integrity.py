@@ -483,3 +483,17 @@ def test_rows_a_resume_replaces_by_other_values_are_kept(partial):
     assert "not reproduced by this resume (steps 11..12)" in res.output, res.output
     kept = [json.loads(line) for line in (out / "metrics.jsonl.replaced").read_text().splitlines()]
     assert [{k: v for k, v in r.items() if k != "wall_s"} for r in kept] == before[10:12]
+
+
+def test_metrics_rows_removed_by_hand_are_a_warning_of_the_resumed_run(partial):
+    """metrics.jsonl deleted after step 12: the run continues from its checkpoint (step 12), and
+    says on stderr and in result.json that steps 1..12 have no rows."""
+    cfg, out = partial
+    (out / "metrics.jsonl").unlink()
+    res = train(cfg, out)
+    assert res.exit_code == 0, res.output
+    assert "metrics.jsonl has no rows for 12 of the 12 steps" in res.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed" and any(w.startswith("metrics.jsonl has no rows for 12 of the 20 steps") for w in result["warnings"])
+    row = json.loads(runner.invoke(app, ["report", str(out), "--json"]).output)[0]
+    assert "missing rows" in row["flags"]
