@@ -1,8 +1,6 @@
 """Lattice observables: full-sum estimators against exact diagonalisation, known limits, and
 the sampled estimate within its error bar."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
