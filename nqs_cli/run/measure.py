@@ -105,12 +105,15 @@ def measure_group(cfg: Config, group: LatticeObservables, training: Training, pa
     return {**out, **group.to_json(means, errors)}
 
 
+jitted_component_statistics = jax.jit(component_statistics)  # one program per shape in a process
+
+
 def all_statistics(values: dict) -> tuple[dict, dict]:
     """({key: mean}, {key: error}) of every component of per-sample ``values`` {key: (n_chains,
     n_per_chain, ...)}, in one compiled call for all of them."""
     n_chains, n_per = next(iter(values.values())).shape[:2]
     flat = np.concatenate([np.asarray(v, np.float64).reshape(n_chains, n_per, -1) for v in values.values()], axis=-1)
-    mean, error = (np.asarray(a) for a in jax.jit(component_statistics)(flat))
+    mean, error = (np.asarray(a) for a in jitted_component_statistics(flat))
     means, errors, at = {}, {}, 0
     for key, v in values.items():
         shape = np.shape(v)[2:]

@@ -88,13 +88,15 @@ JACKKNIFE_BLOCKS = 16
 def block_means(data, n_blocks: int = JACKKNIFE_BLOCKS):
     """Means of (n_chains, n_per_chain, ...) over equal blocks: every chain cut into
     ceil(n_blocks / n_chains) consecutive parts (the chains themselves when there are enough);
-    (n_chains × parts, ...). Samples past a whole number of parts are left out."""
-    data = jnp.asarray(data)
+    (n_chains × parts, ...). Samples past a whole number of parts are left out. A NumPy array
+    gives a NumPy result (no compiled program for a host-side mean)."""
+    xp = np if isinstance(data, np.ndarray) else jnp
+    data = xp.asarray(data)
     n_chains, n = data.shape[:2]
     parts = max(1, min(n, -(-n_blocks // n_chains)))
     size = n // parts
     cut = data[:, : parts * size].reshape(n_chains * parts, size, *data.shape[2:])
-    return jnp.mean(cut, axis=1)
+    return xp.mean(cut, axis=1)
 
 
 def jackknife(blocks: dict, f) -> tuple:
