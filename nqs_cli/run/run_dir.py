@@ -110,6 +110,7 @@ def git_commit() -> str | None:
 
 
 def meta(argv: list[str], seed: int) -> dict:
+    built = build_info()
     return {
         "versions": {
             "nqs": __version__,
@@ -124,7 +125,7 @@ def meta(argv: list[str], seed: int) -> dict:
         "argv": argv,
         "seed": seed,
         "git_commit": git_commit(),
-        "git_commit_from": "checkout" if not build_info() else ("build with uncommitted changes" if build_info().get("git_dirty") else "build"),
+        "git_commit_from": "checkout" if not built else ("build with uncommitted changes" if built.get("git_dirty") else "build"),
         "host": platform.node(),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -210,22 +211,24 @@ def keep_replaced(path: Path, rows: list[dict]) -> Path | None:
     ``metrics.jsonl.replaced`` (``.replaced-2``, … when taken): never deleted. None when there are none."""
     if not rows:
         return None
-    target = path.with_name(path.name + ".replaced")
+    target = free_name(path, "replaced")
+    atomic_write_bytes(target, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    return target
+
+
+def free_name(path: Path, suffix: str) -> Path:
+    """``path.SUFFIX``, or ``path.SUFFIX-2``, … : the first name of that form not taken."""
+    target = path.with_name(f"{path.name}.{suffix}")
     n = 1
     while target.exists():
         n += 1
-        target = path.with_name(f"{path.name}.replaced-{n}")
-    atomic_write_bytes(target, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        target = path.with_name(f"{path.name}.{suffix}-{n}")
     return target
 
 
 def set_aside(path: Path) -> Path:
     """Rename ``path`` to ``path.orphaned`` (or ``.orphaned-2``, … if taken); returns the new name."""
-    target = path.with_name(path.name + ".orphaned")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.orphaned-{n}")
+    target = free_name(path, "orphaned")
     os.replace(path, target)
     return target
 

@@ -274,15 +274,21 @@ def train(cfg: Config, config_files: dict[str, str], *, out: Path | None, n_iter
     finally:
         if lock is not None:
             lock.release()
-            try:
-                kept = rd.keep_replaced(path / "metrics.jsonl", sorted(replaced.values(), key=lambda r: r["step"]))
-            except OSError as exc:  # a full disk: say which rows could not be kept
-                kept = None
-                reporter.warn(f"{path}: earlier metrics rows (steps {min(replaced)}..{max(replaced)}) not reproduced by this resume "
-                              f"could not be kept ({exc.strerror or exc})")
-            if kept is not None:
-                reporter.warn(f"{path}: {len(replaced)} earlier metrics rows were not reproduced by this resume "
-                              f"(steps {min(replaced)}..{max(replaced)}); they are kept in {kept.name}")
+            keep_unreproduced(path, replaced, reporter)
+
+
+def keep_unreproduced(path: Path, replaced: dict, reporter) -> None:
+    """The earlier metrics rows a resume did not reproduce (``replaced``: step -> row) kept in
+    metrics.jsonl.replaced, said in a warning (and, on a full disk, that they could not be)."""
+    if not replaced:
+        return
+    which = f"{len(replaced)} earlier metrics rows (steps {min(replaced)}..{max(replaced)}) not reproduced by this resume"
+    try:
+        kept = rd.keep_replaced(path / "metrics.jsonl", sorted(replaced.values(), key=lambda r: r["step"]))
+    except OSError as exc:
+        reporter.warn(f"{path}: {which} could not be kept ({exc.strerror or exc})")
+        return
+    reporter.warn(f"{path}: {which} are kept in {kept.name}")
 
 
 def train_locked(cfg, config_files, problem, training, state, path, resolved, chash, n_params, reporter, argv, max_time_s, start_wall,
